@@ -1,0 +1,1 @@
+"""Room state machines (pure) and the trio tasks that run them."""

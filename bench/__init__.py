@@ -1,0 +1,1 @@
+"""The load harness: speaks only PROTOCOL.md and the REST API."""

@@ -1,0 +1,1 @@
+"""The live and REST contract: message types, validation, codecs, error codes."""

@@ -1,0 +1,1 @@
+"""Process wiring: config, CLI, the live gateway, the REST app, auth, metrics."""

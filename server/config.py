@@ -1,0 +1,125 @@
+"""Settings, read from the environment; a CLI flag of the same name overrides."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A setting that cannot be used; the message names it."""
+
+
+def _parse_bool(name: str, raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"{name} must be 0/1/true/false, got {raw!r}")
+
+
+def _parse_port(name: str, raw: str) -> int:
+    try:
+        port = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a port number, got {raw!r}") from None
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"{name} must be between 0 and 65535, got {port}")
+    return port
+
+
+def _parse_positive_float(name: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if value < 0:
+        raise ConfigError(f"{name} must not be negative, got {value}")
+    return value
+
+
+def _parse_positive_int(name: str, raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if value < 1:
+        raise ConfigError(f"{name} must be at least 1, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the process reads from outside at start-up."""
+
+    host: str = "127.0.0.1"
+    http_port: int = 8000
+    live_port: int = 8765
+    data_dir: Path = field(default_factory=lambda: Path(".seda"))
+    database_url: str | None = None
+    jwt_secret: str | None = None
+    feature_social: bool = False
+    token_ttl_s: int = 7 * 24 * 3600
+    db_pool_size: int = 10
+    # Postgres fsync; only the test suite turns it off, on its own throwaway cluster.
+    pg_fsync: bool = True
+    room_idle_s: float = 300.0
+    snapshot_every: int = 200
+    chat_rate: int = 5
+    chat_rate_window_s: float = 5.0
+    ops_per_second: int = 30
+    invalid_frame_limit: int = 20
+    invalid_frame_window_s: float = 10.0
+    coalesce_ms: float = 5.0
+    outbox_limit_bytes: int = 1 << 20
+    max_frame_bytes: int = 64 * 1024
+
+
+# env var -> (field name, parser)
+_ENV: dict[str, tuple[str, Any]] = {
+    "SEDA_HOST": ("host", lambda n, v: v),
+    "SEDA_HTTP_PORT": ("http_port", _parse_port),
+    "SEDA_LIVE_PORT": ("live_port", _parse_port),
+    "SEDA_DATA_DIR": ("data_dir", lambda n, v: Path(v)),
+    "DATABASE_URL": ("database_url", lambda n, v: v or None),
+    "SEDA_JWT_SECRET": ("jwt_secret", lambda n, v: v or None),
+    "FEATURE_SOCIAL": ("feature_social", _parse_bool),
+    "SEDA_TOKEN_TTL_S": ("token_ttl_s", _parse_positive_int),
+    "SEDA_DB_POOL_SIZE": ("db_pool_size", _parse_positive_int),
+    "SEDA_PG_FSYNC": ("pg_fsync", _parse_bool),
+    "ROOM_IDLE_S": ("room_idle_s", _parse_positive_float),
+    "SEDA_SNAPSHOT_EVERY": ("snapshot_every", _parse_positive_int),
+    "SEDA_CHAT_RATE": ("chat_rate", _parse_positive_int),
+    "SEDA_CHAT_RATE_WINDOW_S": ("chat_rate_window_s", _parse_positive_float),
+    "SEDA_OPS_PER_SECOND": ("ops_per_second", _parse_positive_int),
+    "SEDA_INVALID_FRAME_LIMIT": ("invalid_frame_limit", _parse_positive_int),
+    "SEDA_INVALID_FRAME_WINDOW_S": ("invalid_frame_window_s", _parse_positive_float),
+    "SEDA_COALESCE_MS": ("coalesce_ms", _parse_positive_float),
+    "SEDA_OUTBOX_LIMIT_BYTES": ("outbox_limit_bytes", _parse_positive_int),
+}
+
+# Names of the settings a flag may override (``--http-port`` for ``SEDA_HTTP_PORT``).
+FLAG_ENV_NAMES = ("SEDA_HOST", "SEDA_HTTP_PORT", "SEDA_LIVE_PORT", "SEDA_DATA_DIR", "DATABASE_URL")
+
+
+def load_settings(env: Mapping[str, str] | None = None, overrides: Mapping[str, str] | None = None) -> Settings:
+    """Build settings from ``env`` (default ``os.environ``), then ``overrides`` keyed by env name."""
+    source = dict(os.environ if env is None else env)
+    source.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    values: dict[str, Any] = {}
+    for env_name, (field_name, parse) in _ENV.items():
+        if env_name in source:
+            values[field_name] = parse(env_name, source[env_name])
+    known = {f.name for f in fields(Settings)}
+    assert set(values) <= known
+    settings = replace(Settings(), **values)
+    return replace(settings, data_dir=settings.data_dir.expanduser().resolve())
+
+
+def flag_for(env_name: str) -> str:
+    """``SEDA_HTTP_PORT`` -> ``--http-port``; ``DATABASE_URL`` -> ``--database-url``."""
+    return "--" + env_name.removeprefix("SEDA_").lower().replace("_", "-")

@@ -1,0 +1,1 @@
+"""The Quart-Trio REST app."""

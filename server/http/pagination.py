@@ -1,0 +1,50 @@
+"""Cursor pagination: ``?limit=&cursor=`` in, ``{"items", "next_cursor"}`` out.
+
+A cursor is the sort key of the last item served, so pages stay stable while
+rows are inserted: the next page starts strictly after that key.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, Field
+
+from protocol.errors import BadRequest
+
+T = TypeVar("T")
+
+
+class PageQuery(BaseModel):
+    limit: int = Field(default=20, ge=1, le=100)
+    cursor: str | None = Field(default=None, max_length=512)
+
+
+def encode_cursor(key: Sequence[Any]) -> str:
+    raw = json.dumps(list(key), separators=(",", ":"), default=str).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None, arity: int) -> list[Any] | None:
+    """The key inside ``cursor``; a cursor we did not make is a bad_request on ``cursor``."""
+    if cursor is None:
+        return None
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        key = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise BadRequest("cursor is not one this API issued", field="cursor") from None
+    if not isinstance(key, list) or len(key) != arity:
+        raise BadRequest("cursor is not one this API issued", field="cursor")
+    return key
+
+
+def page(rows: Sequence[T], limit: int, key_of: Callable[[T], Sequence[Any]]) -> tuple[list[T], str | None]:
+    """Given up to ``limit + 1`` rows, the page and the cursor for the next one."""
+    items = list(rows[:limit])
+    next_cursor = encode_cursor(key_of(items[-1])) if len(rows) > limit and items else None
+    return items, next_cursor

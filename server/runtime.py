@@ -1,0 +1,107 @@
+"""One process, one trio run: Postgres, the REST app and the live gateway in one nursery."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from functools import partial
+
+import trio
+import trio_asyncio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve as hypercorn_serve
+
+from server.auth import load_or_create_secret
+from server.config import Settings
+from server.context import AppContext
+from server.http.app import create_app
+from server.live.gateway import LiveGateway
+from storage.database import Database, open_database
+from storage.embedded import EmbeddedPostgres, lock_data_dir
+from storage.migrations import migrate
+
+log = logging.getLogger("seda")
+
+
+@dataclass(frozen=True)
+class Bound:
+    http_port: int
+    live_port: int
+
+
+@asynccontextmanager
+async def open_postgres(settings: Settings) -> AsyncIterator[Database]:
+    """The configured database, or the embedded one in the data dir; a pool open on it.
+
+    Needs a running trio-asyncio loop. The embedded server is stopped on exit
+    unless another process of ours still uses it.
+    """
+    embedded: EmbeddedPostgres | None = None
+    dsn = settings.database_url
+    if dsn is None:
+        embedded = EmbeddedPostgres(settings.data_dir, fsync=settings.pg_fsync)
+        log.info("starting embedded postgres in %s", embedded.pgdata)
+        dsn = await trio.to_thread.run_sync(embedded.start)
+    else:
+        log.info("using DATABASE_URL")
+    try:
+        async with open_database(dsn, max_size=settings.db_pool_size) as db:
+            yield db
+    finally:
+        if embedded is not None:
+            log.info("stopping embedded postgres")
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(embedded.stop)
+
+
+async def serve(settings: Settings, *, task_status: trio.TaskStatus[Bound] = trio.TASK_STATUS_IGNORED) -> None:
+    """Run the whole server until SIGINT/SIGTERM (or cancellation)."""
+    # The receiver stays open until the process is done, so a second signal
+    # during shutdown cannot kill it half-way through flushing.
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+
+        async def first_signal() -> None:
+            async for signum in signals:
+                log.info("received %s, shutting down", signal.Signals(signum).name)
+                return
+
+        with lock_data_dir(settings.data_dir):
+            async with trio_asyncio.open_loop(), open_postgres(settings) as db:
+                applied = await migrate(db)
+                log.info("migrations: %s", f"applied {applied}" if applied else "up to date")
+                secret = load_or_create_secret(settings.jwt_secret, settings.data_dir)
+                ctx = AppContext.build(settings, db, secret)
+                await run_services(ctx, task_status=task_status, stop=first_signal)
+    log.info("stopped")
+
+
+async def run_services(
+    ctx: AppContext,
+    *,
+    stop: Callable[[], Awaitable[None]],
+    task_status: trio.TaskStatus[Bound] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve REST and live until ``stop()`` returns, then shut both down in order."""
+    settings = ctx.settings
+    app = create_app(ctx)
+    config = HypercornConfig()
+    config.bind = [f"{settings.host}:{settings.http_port}"]
+    config.accesslog = None
+    config.graceful_timeout = 5.0
+    gateway = LiveGateway(ctx)
+    http_stopping = trio.Event()
+    async with trio.open_nursery() as nursery:
+        binds: list[str] = await nursery.start(
+            partial(hypercorn_serve, app, config, shutdown_trigger=http_stopping.wait)  # type: ignore[arg-type]
+        )
+        http_port = int(binds[0].rsplit(":", 1)[1])
+        log.info("REST API listening on http://%s:%d", settings.host, http_port)
+        live_port: int = await nursery.start(gateway.serve, settings.host, settings.live_port)
+        log.info("live gateway listening on ws://%s:%d", settings.host, live_port)
+        task_status.started(Bound(http_port, live_port))
+        await stop()
+        http_stopping.set()
+        nursery.cancel_scope.cancel()
