@@ -26,8 +26,12 @@ def _email(value: str) -> str:
     return value
 
 
-Username = Annotated[str, AfterValidator(_username)]
-Email = Annotated[str, AfterValidator(_email)]
+Username = Annotated[
+    str,
+    Field(min_length=3, max_length=30, json_schema_extra={"pattern": "^[A-Za-z0-9_]{3,30}$"}),
+    AfterValidator(_username),
+]
+Email = Annotated[str, Field(max_length=254, json_schema_extra={"format": "email"}), AfterValidator(_email)]
 Password = Annotated[str, Field(min_length=8, max_length=256)]
 
 

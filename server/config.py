@@ -106,7 +106,9 @@ _ENV: dict[str, tuple[str, Any]] = {
 FLAG_ENV_NAMES = ("SEDA_HOST", "SEDA_HTTP_PORT", "SEDA_LIVE_PORT", "SEDA_DATA_DIR", "DATABASE_URL")
 
 
-def load_settings(env: Mapping[str, str] | None = None, overrides: Mapping[str, str] | None = None) -> Settings:
+def load_settings(
+    env: Mapping[str, str] | None = None, overrides: Mapping[str, str] | None = None
+) -> Settings:
     """Build settings from ``env`` (default ``os.environ``), then ``overrides`` keyed by env name."""
     source = dict(os.environ if env is None else env)
     source.update({k: v for k, v in (overrides or {}).items() if v is not None})

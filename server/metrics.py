@@ -20,9 +20,7 @@ class Metrics:
         self.http_latency = Histogram(
             "seda_http_request_seconds", "REST request latency", registry=self.registry
         )
-        self.live_connections = Gauge(
-            "seda_live_connections", "open live sockets", registry=self.registry
-        )
+        self.live_connections = Gauge("seda_live_connections", "open live sockets", registry=self.registry)
         self.live_rooms = Gauge("seda_live_rooms", "running room actors", registry=self.registry)
         self.live_frames_in = Counter(
             "seda_live_frames_in_total", "frames received from clients", registry=self.registry

@@ -57,7 +57,9 @@ async def open_postgres(settings: Settings) -> AsyncIterator[Database]:
                 await trio.to_thread.run_sync(embedded.stop)
 
 
-async def serve(settings: Settings, *, task_status: trio.TaskStatus[Bound] = trio.TASK_STATUS_IGNORED) -> None:
+async def serve(
+    settings: Settings, *, task_status: trio.TaskStatus[Bound] = trio.TASK_STATUS_IGNORED
+) -> None:
     """Run the whole server until SIGINT/SIGTERM (or cancellation)."""
     # The receiver stays open until the process is done, so a second signal
     # during shutdown cannot kill it half-way through flushing.
@@ -95,7 +97,7 @@ async def run_services(
     http_stopping = trio.Event()
     async with trio.open_nursery() as nursery:
         binds: list[str] = await nursery.start(
-            partial(hypercorn_serve, app, config, shutdown_trigger=http_stopping.wait)  # type: ignore[arg-type]
+            partial(hypercorn_serve, app, config, shutdown_trigger=http_stopping.wait)
         )
         http_port = int(binds[0].rsplit(":", 1)[1])
         log.info("REST API listening on http://%s:%d", settings.host, http_port)

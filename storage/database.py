@@ -31,10 +31,23 @@ async def aio(fn: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs) 
     return await trio_asyncio.aio_as_trio(fn)(*args, **kwargs)  # type: ignore[no-any-return]
 
 
+def database_dsn_for(dsn: str, database: str) -> str:
+    """The same server with another database name (keeps query parameters such as ``host``)."""
+    head, sep, query = dsn.partition("?")
+    scheme, _, rest = head.partition("://")
+    authority, _, _ = rest.partition("/")
+    return f"{scheme}://{authority}/{database}{sep}{query}"
+
+
 async def connect_one(dsn: str) -> asyncpg.Connection:
     """A dedicated connection outside the pool (the journal writer's)."""
-    conn: asyncpg.Connection = await aio(asyncpg.connect, dsn, init=_init_connection)
-    return conn
+
+    async def connect() -> asyncpg.Connection:
+        conn = await asyncpg.connect(dsn)
+        await _init_connection(conn)
+        return conn
+
+    return await aio(connect)
 
 
 class Queries:
@@ -99,7 +112,7 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Queries]:
         """A transaction on one pooled connection; committed when the block ends cleanly."""
-        conn: asyncpg.Connection = await aio(self._pool.acquire)
+        conn = await aio(self._acquire)
         try:
             tx = conn.transaction()
             await aio(tx.start)
@@ -115,6 +128,9 @@ class Database:
         finally:
             with trio.CancelScope(shield=True):
                 await aio(self._pool.release, conn)
+
+    async def _acquire(self) -> Any:
+        return await self._pool.acquire()
 
     async def close(self) -> None:
         with trio.CancelScope(shield=True):

@@ -6,6 +6,7 @@ import fcntl
 import json
 import logging
 import os
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -67,11 +68,16 @@ class EmbeddedPostgres:
 
     def start(self) -> str:
         """Start (or adopt, after a crash of ours) the cluster; returns a DSN."""
-        import pgserver  # imported late: it sets up runtime dirs on import
+        with warnings.catch_warnings():
+            # platformdirs warns when XDG_RUNTIME_DIR is unset (it is, in CI); pgserver copes.
+            warnings.simplefilter("ignore")
+            import pgserver  # imported late: it sets up runtime dirs on import
 
         self.pgdata.mkdir(parents=True, exist_ok=True)
         self._forget_dead_handles()
-        self._server = pgserver.get_server(self.pgdata, cleanup_mode="stop")
+        self._server = pgserver.get_server(  # type: ignore[attr-defined]
+            self.pgdata, cleanup_mode="stop"
+        )
         wanted = "on" if self.fsync else "off"
         current = self._server.psql("SHOW fsync;")
         if wanted not in current.split():
@@ -99,11 +105,3 @@ class EmbeddedPostgres:
         if self._server is not None:
             self._server.cleanup()
             self._server = None
-
-
-def database_dsn(base_dsn: str, database: str) -> str:
-    """The same server with another database name (pgserver DSNs use a socket dir in the query)."""
-    head, sep, query = base_dsn.partition("?")
-    scheme, _, rest = head.partition("://")
-    authority, _, _ = rest.partition("/")
-    return f"{scheme}://{authority}/{database}{sep}{query}"

@@ -28,6 +28,10 @@ _GENERIC_BY_STATUS: dict[int, tuple[str, str]] = {
 }
 
 
+# pydantic error types meaning "the whole input had the wrong shape".
+_NOT_AN_OBJECT = frozenset({"model_type", "dict_type", "model_attributes_type", "dataclass_type"})
+
+
 def error_response(error: ProtocolError) -> Response:
     response = jsonify({"error": error.to_body()})
     response.status_code = error.http_status
@@ -42,7 +46,7 @@ def from_validation_error(exc: Exception, *, where: str) -> ProtocolError:
     """A pydantic failure as a ``bad_request`` naming the first offending field."""
     if isinstance(exc, ValidationError):
         errors = exc.errors(include_url=False, include_input=False)
-        if errors and not errors[0]["loc"]:
+        if errors and not errors[0]["loc"] and errors[0]["type"] in _NOT_AN_OBJECT:
             return BadRequest(f"the {where} must be a JSON object", field=where)
         listed = [{"field": _field_name(e["loc"]), "message": e["msg"]} for e in errors]
         first = listed[0] if listed else {"field": where, "message": "invalid"}

@@ -1,0 +1,65 @@
+"""The test suite's Postgres: one embedded cluster per worker, a migrated template, a database per test."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import asyncpg
+import trio_asyncio
+
+from storage.database import aio, database_dsn_for, open_database
+from storage.embedded import EmbeddedPostgres
+from storage.migrations import migrate
+
+TEMPLATE = "seda_template"
+
+
+class PgCluster:
+    """A throwaway cluster with fsync off (tests only; crash tests start their own)."""
+
+    def __init__(self, root: Path) -> None:
+        self.embedded = EmbeddedPostgres(root, fsync=False)
+        self.dsn = ""
+
+    def start(self) -> None:
+        self.dsn = self.embedded.start()
+        trio_asyncio.run(self._make_template)
+
+    def stop(self) -> None:
+        self.embedded.stop()
+
+    async def _admin(self) -> asyncpg.Connection:
+        conn: asyncpg.Connection = await aio(asyncpg.connect, database_dsn_for(self.dsn, "postgres"))
+        return conn
+
+    async def _make_template(self) -> None:
+        conn = await self._admin()
+        try:
+            await aio(conn.execute, f"DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)")
+            await aio(conn.execute, f"CREATE DATABASE {TEMPLATE}")
+        finally:
+            await aio(conn.close)
+        async with open_database(database_dsn_for(self.dsn, TEMPLATE), max_size=1) as db:
+            await migrate(db)
+
+    @asynccontextmanager
+    async def fresh_database(self, *, template: str | None = TEMPLATE) -> AsyncIterator[str]:
+        """A new database (a copy of the migrated template by default), dropped afterwards."""
+        name = "t_" + uuid.uuid4().hex[:16]
+        conn = await self._admin()
+        try:
+            template_sql = f" TEMPLATE {template}" if template else ""
+            await aio(conn.execute, f"CREATE DATABASE {name}{template_sql}")
+        finally:
+            await aio(conn.close)
+        try:
+            yield database_dsn_for(self.dsn, name)
+        finally:
+            conn = await self._admin()
+            try:
+                await aio(conn.execute, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            finally:
+                await aio(conn.close)
