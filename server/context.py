@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from actors.registry import RoomRegistry
+from actors.room_actor import ActorConfig
 from server.auth import TokenIssuer
 from server.config import Settings
 from server.metrics import Metrics
 from storage.database import Database
+from storage.rooms import Rooms
 from storage.users import Users
 
 
@@ -18,6 +21,8 @@ class AppContext:
     tokens: TokenIssuer
     metrics: Metrics
     users: Users
+    rooms: Rooms
+    registry: RoomRegistry | None = None  # set while the live side runs
 
     @classmethod
     def build(cls, settings: Settings, db: Database, jwt_secret: str) -> AppContext:
@@ -27,4 +32,15 @@ class AppContext:
             tokens=TokenIssuer(jwt_secret, settings.token_ttl_s),
             metrics=Metrics(),
             users=Users(db),
+            rooms=Rooms(db),
+        )
+
+    def actor_config(self) -> ActorConfig:
+        s = self.settings
+        return ActorConfig(
+            idle_s=s.room_idle_s,
+            snapshot_every=s.snapshot_every,
+            chat_rate=s.chat_rate,
+            chat_rate_window_s=s.chat_rate_window_s,
+            ops_per_second=s.ops_per_second,
         )

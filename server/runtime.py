@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -14,13 +15,15 @@ import trio_asyncio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 
+from actors.registry import RoomRegistry
 from server.auth import load_or_create_secret
 from server.config import Settings
 from server.context import AppContext
 from server.http.app import create_app
-from server.live.gateway import LiveGateway
+from server.live.gateway import GatewayLimits, LiveGateway
 from storage.database import Database, open_database
 from storage.embedded import EmbeddedPostgres, lock_data_dir
+from storage.journal import JournalWriter
 from storage.migrations import migrate
 
 log = logging.getLogger("seda")
@@ -86,24 +89,76 @@ async def run_services(
     stop: Callable[[], Awaitable[None]],
     task_status: trio.TaskStatus[Bound] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve REST and live until ``stop()`` returns, then shut both down in order."""
+    """Serve REST and live until ``stop()`` returns, then shut down in order.
+
+    Shutdown: stop taking connections and requests; every room finishes what it
+    has queued, writes a snapshot and closes its sockets with 1001; the journal
+    writes what it holds; then the listeners go.
+    """
     settings = ctx.settings
-    app = create_app(ctx)
+    journal = JournalWriter(ctx.db.dsn, on_commit=_count_commit(ctx))
+    async with trio.open_nursery() as journal_nursery:
+        await journal_nursery.start(journal.run)
+        async with trio.open_nursery() as rooms_nursery:
+            registry = RoomRegistry(
+                rooms_nursery,
+                journal,
+                lambda room_id: ctx.rooms.load_seed(uuid.UUID(room_id)),
+                ctx.actor_config(),
+                on_change=ctx.metrics.live_rooms.set,
+            )
+            ctx.registry = registry
+            gateway = LiveGateway(
+                tokens=ctx.tokens,
+                users=ctx.users,
+                rooms=ctx.rooms,
+                registry=registry,
+                metrics=ctx.metrics,
+                limits=GatewayLimits(
+                    max_frame_bytes=settings.max_frame_bytes,
+                    outbox_limit_bytes=settings.outbox_limit_bytes,
+                    invalid_frame_limit=settings.invalid_frame_limit,
+                    invalid_frame_window_s=settings.invalid_frame_window_s,
+                ),
+            )
+            async with trio.open_nursery() as servers:
+                http_stopping = trio.Event()
+                binds: list[str] = await servers.start(
+                    partial(
+                        hypercorn_serve,
+                        create_app(ctx),
+                        _hypercorn_config(settings),
+                        shutdown_trigger=http_stopping.wait,
+                    )
+                )
+                http_port = int(binds[0].rsplit(":", 1)[1])
+                log.info("REST API listening on http://%s:%d", settings.host, http_port)
+                live_port: int = await servers.start(gateway.serve, settings.host, settings.live_port)
+                log.info("live gateway listening on ws://%s:%d", settings.host, live_port)
+                task_status.started(Bound(http_port, live_port))
+                await stop()
+                gateway.stop_accepting()
+                http_stopping.set()
+                log.info("flushing rooms")
+                await registry.shutdown()
+                await gateway.wait_closed(timeout=3.0)
+                servers.cancel_scope.cancel()
+            rooms_nursery.cancel_scope.cancel()
+        journal.close()
+    ctx.registry = None
+
+
+def _hypercorn_config(settings: Settings) -> HypercornConfig:
     config = HypercornConfig()
     config.bind = [f"{settings.host}:{settings.http_port}"]
     config.accesslog = None
     config.graceful_timeout = 5.0
-    gateway = LiveGateway(ctx)
-    http_stopping = trio.Event()
-    async with trio.open_nursery() as nursery:
-        binds: list[str] = await nursery.start(
-            partial(hypercorn_serve, app, config, shutdown_trigger=http_stopping.wait)
-        )
-        http_port = int(binds[0].rsplit(":", 1)[1])
-        log.info("REST API listening on http://%s:%d", settings.host, http_port)
-        live_port: int = await nursery.start(gateway.serve, settings.host, settings.live_port)
-        log.info("live gateway listening on ws://%s:%d", settings.host, live_port)
-        task_status.started(Bound(http_port, live_port))
-        await stop()
-        http_stopping.set()
-        nursery.cancel_scope.cancel()
+    return config
+
+
+def _count_commit(ctx: AppContext) -> Callable[[int, int], None]:
+    def counted(batches: int, events: int) -> None:
+        ctx.metrics.journal_batches.inc(batches)
+        ctx.metrics.journal_events.inc(events)
+
+    return counted

@@ -1,0 +1,51 @@
+"""What the actors need from the outside, as protocols (actors import no storage or server code)."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from protocol.codec import Encoding
+from protocol.events import Event
+
+
+class Subscriber(Protocol):
+    """A socket as a room actor sees it: frames in, never awaited."""
+
+    conn_id: int
+    encoding: Encoding
+
+    def send_frame(self, frame: bytes) -> None:
+        """Queue a complete WebSocket frame without blocking (dropped if the socket is gone)."""
+
+    def close(self, code: int, reason: str = "") -> None:
+        """Start closing the socket with ``code`` without blocking."""
+
+
+class Ticket(Protocol):
+    @property
+    def settled(self) -> bool: ...
+
+    async def wait(self) -> None:
+        """Return when committed; raise if the commit failed."""
+
+
+class Journal(Protocol):
+    def submit(
+        self, room_id: str, events: list[Event], snapshot: tuple[int, dict[str, Any]] | None = None
+    ) -> Ticket: ...
+
+
+class Seed(Protocol):
+    """A room as stored: its row, the newest snapshot, and the events after it."""
+
+    @property
+    def room(self) -> dict[str, Any]: ...
+
+    @property
+    def pinned_message_ids(self) -> list[str]: ...
+
+    @property
+    def snapshot(self) -> dict[str, Any] | None: ...
+
+    @property
+    def events(self) -> list[Event]: ...

@@ -1,0 +1,309 @@
+"""The room actor: one trio task per live room around the pure core.
+
+It takes requests from a bounded inbox, runs ``decide``, applies the events at
+once (the next request already sees them) and hands the durable ones to the
+journal. A second task, the publisher, takes each request's outcome in order,
+waits until its events have committed, then broadcasts them and replies: so
+nothing is seen before it is durable, replies follow the events they caused,
+and the actor keeps deciding while a batch commits.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from actors.commands import Command, Join, Leave, Op
+from actors.ports import Journal, Seed, Subscriber, Ticket
+from actors.ratelimit import RateLimiter
+from actors.room_rules import decide, welcome_data
+from actors.room_state import INTERNAL_EVENTS, RoomInfo, RoomState
+from protocol.codec import Encoding, encode_frame
+from protocol.errors import ProtocolError, RateLimited
+from protocol.events import Event
+
+log = logging.getLogger("seda.room")
+
+MAX_REPLAY = 1000
+
+# Close codes (PROTOCOL.md).
+CLOSE_GOING_AWAY = 1001
+CLOSE_POLICY = 1008
+CLOSE_INTERNAL = 1011
+
+
+def wall_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass(frozen=True)
+class ActorConfig:
+    idle_s: float = 300.0
+    snapshot_every: int = 200
+    chat_rate: int = 5
+    chat_rate_window_s: float = 5.0
+    ops_per_second: int = 30
+    ring_size: int = 1000
+    inbox_size: int = 1024
+
+
+@dataclass
+class Request:
+    """One command for the actor, with the socket it came from."""
+
+    command: Command
+    conn: Subscriber | None = None
+    ref: int | None = None
+    rate_key: str | None = None
+    since: int | None = None  # Join: resume after this seq
+    stored: list[Event] = field(default_factory=list)  # Join: events after ``since`` read from Postgres
+
+
+@dataclass
+class _Outcome:
+    """What to show once ``ticket`` has committed, in order."""
+
+    ticket: Ticket | None = None
+    events: list[Event] = field(default_factory=list)
+    exclude: int | None = None
+    subscribe: tuple[Subscriber, list[dict[str, Any]]] | None = None
+    unsubscribe: int | None = None
+    reply: tuple[Subscriber, dict[str, Any]] | None = None
+    closes: list[tuple[Subscriber, int, str]] = field(default_factory=list)
+    done: trio.Event | None = None
+
+
+class _Shutdown:
+    """Sent by the registry: finish what is queued, snapshot, close sockets with 1001."""
+
+
+def state_from_seed(seed: Seed) -> RoomState:
+    """Recovery: the newest snapshot plus the journal after it, replayed through ``apply``."""
+    room = RoomInfo.from_dict(seed.room)
+    state = RoomState.restore(seed.snapshot, room) if seed.snapshot is not None else RoomState(room)
+    for event in seed.events:
+        state.apply(event)
+    # The rooms row is the authority for the room's details (REST edits land there).
+    state.room = room
+    return state
+
+
+def reply_message(ref: int | None, data: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "reply", "ref": ref, "ok": True, "data": data}
+
+
+def error_message(ref: int | None, error: ProtocolError) -> dict[str, Any]:
+    return {"type": "reply", "ref": ref, "ok": False, "error": error.to_body()}
+
+
+class RoomActor:
+    def __init__(
+        self,
+        room_id: str,
+        state: RoomState,
+        journal: Journal,
+        config: ActorConfig,
+        *,
+        recent: list[Event] | None = None,
+        clock: Callable[[], int] = wall_ms,
+    ) -> None:
+        self.room_id = room_id
+        self.state = state
+        self.config = config
+        self._journal = journal
+        self._clock = clock
+        self._send, self._inbox = trio.open_memory_channel[Request | _Shutdown](config.inbox_size)
+        self._out_send, self._out_recv = trio.open_memory_channel[_Outcome](math.inf)
+        self._ring: deque[Event] = deque(recent or [], maxlen=config.ring_size)
+        self._limits = RateLimiter(config.chat_rate, config.chat_rate_window_s, config.ops_per_second)
+        self._snapshot_seq = state.seq
+        self.subscribers: dict[int, Subscriber] = {}
+        self.accepting = True
+        self.finished = trio.Event()
+
+    # ---- API used by the gateway and the registry ------------------------------------
+
+    @property
+    def listeners(self) -> int:
+        return len(self.state.presence)
+
+    def ring_start(self) -> int:
+        """The lowest seq the in-memory ring can replay from (state.seq + 1 when empty)."""
+        return self._ring[0].seq if self._ring and self._ring[0].seq is not None else self.state.seq + 1
+
+    async def send(self, request: Request | _Shutdown) -> None:
+        """Queue a request; raises trio.BrokenResourceError once the actor no longer takes any."""
+        await self._send.send(request)
+
+    # ---- the actor -----------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._publisher)
+            task_status.started()
+            try:
+                await self._loop()
+            finally:
+                self.accepting = False
+                self._inbox.close()
+            # Let the publisher show everything decided so far, then stop it.
+            self._out_send.close()
+
+    async def _loop(self) -> None:
+        idle_since = trio.current_time()
+        while True:
+            deadline = idle_since + self.config.idle_s if not self.state.connections else math.inf
+            request: Request | _Shutdown | None = None
+            with trio.move_on_at(deadline):
+                request = await self._inbox.receive()
+            if request is None:
+                if self._inbox.statistics().current_buffer_used == 0:
+                    log.info("room %s idle, stopping", self.room_id)
+                    await self._finish(close_code=None)
+                    return
+                continue
+            if isinstance(request, _Shutdown):
+                await self._finish(close_code=CLOSE_GOING_AWAY)
+                return
+            self._handle(request)
+            if not self.state.connections:
+                idle_since = trio.current_time()
+
+    async def _finish(self, close_code: int | None) -> None:
+        """Stop taking requests, snapshot, and wait until everything decided has been shown."""
+        self.accepting = False
+        self._inbox.close()
+        outcome = _Outcome(done=trio.Event())
+        if self.state.seq > self._snapshot_seq:
+            outcome.ticket = self._journal.submit(self.room_id, [], (self.state.seq, self.state.snapshot()))
+        if close_code is not None:
+            outcome.closes = [(s, close_code, "server shutting down") for s in self.subscribers.values()]
+        self._out_send.send_nowait(outcome)
+        assert outcome.done is not None
+        await outcome.done.wait()
+
+    def _handle(self, request: Request) -> None:
+        command = request.command
+        now = self._clock()
+        if isinstance(command, Join):
+            self._join(request, command, now)
+            return
+        if isinstance(command, Op) and request.rate_key is not None:
+            wait = self._limits.check(request.rate_key, command.op, trio.current_time())
+            if wait:
+                error = RateLimited(f"too many {command.op} ops", retry_after_ms=math.ceil(wait * 1000))
+                self._refuse(request, error)
+                return
+        try:
+            decision = decide(self.state, command, now)
+        except ProtocolError as error:
+            self._refuse(request, error)
+            return
+        outcome = self._commit(decision.events)
+        if isinstance(command, Leave):
+            outcome.unsubscribe = command.conn_id
+        elif request.conn is not None and decision.reply is not None and request.ref is not None:
+            outcome.reply = (request.conn, reply_message(request.ref, decision.reply))
+        self._out_send.send_nowait(outcome)
+
+    def _refuse(self, request: Request, error: ProtocolError) -> None:
+        if request.conn is not None:
+            self._out_send.send_nowait(_Outcome(reply=(request.conn, error_message(request.ref, error))))
+
+    def _commit(self, events: list[Event]) -> _Outcome:
+        """Apply events, journal the durable ones, and return an outcome showing the visible ones."""
+        for event in events:
+            self.state.apply(event)
+        durable = [e for e in events if e.seq is not None]
+        outcome = _Outcome(events=[e for e in events if e.name not in INTERNAL_EVENTS])
+        if durable:
+            self._ring.extend(durable)
+            snapshot = None
+            if self.state.seq - self._snapshot_seq >= self.config.snapshot_every:
+                snapshot = (self.state.seq, self.state.snapshot())
+                self._snapshot_seq = self.state.seq
+            outcome.ticket = self._journal.submit(self.room_id, durable, snapshot)
+        return outcome
+
+    def _join(self, request: Request, command: Join, now: int) -> None:
+        conn = request.conn
+        assert conn is not None
+        since = request.since
+        if since is not None and since > self.state.seq:
+            self._out_send.send_nowait(
+                _Outcome(
+                    closes=[(conn, CLOSE_POLICY, f"since {since} is after the room's seq {self.state.seq}")]
+                )
+            )
+            return
+        decision = decide(self.state, command, now)
+        outcome = self._commit(decision.events)
+        resumed, replay = self._replay(since, request.stored) if since is not None else (False, [])
+        welcome = welcome_data(self.state, command.conn_id, now, resumed=resumed, replayed=len(replay))
+        outcome.subscribe = (conn, [{"type": "welcome", "data": welcome}, *(e.wire() for e in replay)])
+        outcome.exclude = command.conn_id
+        self._out_send.send_nowait(outcome)
+
+    def _replay(self, since: int, stored: list[Event]) -> tuple[bool, list[Event]]:
+        """Every durable event after ``since``, from Postgres then the ring, or (False, [])."""
+        wanted = self.state.seq - since
+        if wanted == 0:
+            return True, []
+        if wanted > MAX_REPLAY:
+            return False, []
+        ring_start = self.ring_start()
+        events = [e for e in stored if e.seq is not None and since < e.seq < ring_start]
+        events.extend(e for e in self._ring if e.seq is not None and e.seq > since)
+        expected = list(range(since + 1, self.state.seq + 1))
+        if [e.seq for e in events] != expected:
+            return False, []
+        return True, events
+
+    # ---- the publisher ---------------------------------------------------------------
+
+    async def _publisher(self) -> None:
+        async for outcome in self._out_recv:
+            if outcome.ticket is not None:
+                await outcome.ticket.wait()  # a failed commit crashes the actor: nothing was shown
+            self._show(outcome)
+            if outcome.done is not None:
+                outcome.done.set()
+
+    def _show(self, outcome: _Outcome) -> None:
+        if outcome.subscribe is not None:
+            conn, messages = outcome.subscribe
+            for message in messages:
+                conn.send_frame(encode_frame(message, conn.encoding))
+            self.subscribers[conn.conn_id] = conn
+        if outcome.unsubscribe is not None:
+            self.subscribers.pop(outcome.unsubscribe, None)
+        for event in outcome.events:
+            self.broadcast(event.wire(), exclude=outcome.exclude)
+        if outcome.reply is not None:
+            conn, message = outcome.reply
+            conn.send_frame(encode_frame(message, conn.encoding))
+        for conn, code, reason in outcome.closes:
+            conn.close(code, reason)
+
+    def broadcast(self, message: dict[str, Any], *, exclude: int | None = None) -> None:
+        """Encode once per encoding, frame once, write the same bytes to every socket."""
+        frames: dict[Encoding, bytes] = {}
+        for conn_id, conn in self.subscribers.items():
+            if conn_id == exclude:
+                continue
+            frame = frames.get(conn.encoding)
+            if frame is None:
+                frame = frames[conn.encoding] = encode_frame(message, conn.encoding)
+            conn.send_frame(frame)
+
+    def close_all(self, code: int, reason: str) -> None:
+        for conn in list(self.subscribers.values()):
+            conn.close(code, reason)
+        self.subscribers.clear()

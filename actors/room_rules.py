@@ -1,0 +1,260 @@
+"""``decide``: the rules of a live room, as a pure function of state, command and time.
+
+It checks a command against the state and returns the events it causes (or
+raises a ProtocolError); it never changes the state. ``RoomState.apply`` does,
+one event at a time, so replaying the journal rebuilds exactly the same room.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from actors.commands import Command, Join, Leave, Op
+from actors.room_state import MAX_PINNED, Connection, Message, RoomState
+from protocol.errors import Conflict, Forbidden, Muted, NotFound, Unauthorized
+from protocol.events import Event
+from protocol.ops import ChatSendData, MessageRefData, PinTrackData, ReactData
+
+MOD_ROLES = frozenset({"owner", "moderator"})
+
+
+@dataclass
+class Decision:
+    events: list[Event] = field(default_factory=list)
+    reply: dict[str, Any] | None = None
+
+
+class _Builder:
+    """Collects a decision's events, numbering the durable ones after ``state.seq``."""
+
+    def __init__(self, state: RoomState, now: int) -> None:
+        self.state = state
+        self.now = now
+        self.events: list[Event] = []
+        self._next_seq = state.seq + 1
+
+    def durable(self, name: str, data: dict[str, Any], meta: dict[str, Any] | None = None) -> Event:
+        event = Event(name, data, self.now, self._next_seq, meta or {})
+        self._next_seq += 1
+        self.events.append(event)
+        return event
+
+    def ephemeral(self, name: str, data: dict[str, Any]) -> Event:
+        event = Event(name, data, self.now)
+        self.events.append(event)
+        return event
+
+
+def decide(state: RoomState, command: Command, now: int) -> Decision:
+    """The events ``command`` causes at time ``now`` (ms), and the op's reply data."""
+    b = _Builder(state, now)
+    if isinstance(command, Join):
+        _join(b, command)
+        return Decision(b.events)
+    if isinstance(command, Leave):
+        _leave(b, command)
+        return Decision(b.events)
+    conn = state.connections.get(command.conn_id)
+    if conn is None:
+        raise Unauthorized("this socket is not in the room")
+    if command.op == "ping":
+        return Decision([], {"ts": now})
+    if conn.user_id is None:
+        raise Unauthorized("guests may only listen; log in to take part")
+    handler = _OPS[command.op]
+    reply = handler(b, conn, command)
+    return Decision(b.events, reply if reply is not None else {})
+
+
+def _join(b: _Builder, command: Join) -> None:
+    first = command.user_id is not None and command.user_id not in b.state.presence
+    b.ephemeral(
+        "socket.open",
+        {
+            "conn_id": command.conn_id,
+            "user_id": command.user_id,
+            "username": command.username,
+            "role": command.role,
+            "is_admin": command.is_admin,
+        },
+    )
+    if first:
+        b.ephemeral("presence.join", {"user_id": command.user_id, "username": command.username})
+
+
+def _leave(b: _Builder, command: Leave) -> None:
+    conn = b.state.connections.get(command.conn_id)
+    if conn is None:
+        return
+    b.ephemeral("socket.close", {"conn_id": command.conn_id})
+    if conn.user_id is not None and b.state.presence.get(conn.user_id) == 1:
+        b.ephemeral("presence.leave", {"user_id": conn.user_id})
+
+
+def _is_mod(conn: Connection) -> bool:
+    return conn.role in MOD_ROLES or conn.is_admin
+
+
+def _require_mod(conn: Connection) -> None:
+    if not _is_mod(conn):
+        raise Forbidden("only the room's owner or moderators may do that")
+
+
+def _find_message(b: _Builder, command: Op, message_id: str) -> tuple[Message, dict[str, Any] | None]:
+    """The live message and, if it came from the op's context, the data to adopt it by."""
+    message = b.state.messages.get(message_id)
+    if message is not None:
+        if message.deleted:
+            raise NotFound("that message was deleted", field="message_id")
+        return message, None
+    loaded = command.context.get("messages", {}).get(message_id)
+    if loaded is None or loaded.get("deleted"):
+        raise NotFound("no such message in this room", field="message_id")
+    return Message.from_dict(loaded), loaded
+
+
+def _with_adopt(adopt: dict[str, Any] | None) -> dict[str, Any]:
+    return {"adopt": adopt} if adopt is not None else {}
+
+
+def _chat_send(b: _Builder, conn: Connection, command: Op) -> dict[str, Any]:
+    data = command.data
+    assert isinstance(data, ChatSendData) and conn.user_id is not None
+    until = b.state.muted_until(conn.user_id, b.now)
+    if until is not None:
+        raise Muted(f"you are muted in this room until {until}")
+    if data.nonce is not None:
+        seen = b.state.nonces.get(RoomState.nonce_key(conn.user_id, data.nonce))
+        if seen is not None:
+            return {"message_id": seen[0], "seq": seen[1]}
+    reply_to = str(data.reply_to) if data.reply_to is not None else None
+    if reply_to is not None:
+        parent = b.state.messages.get(reply_to)
+        known = parent is not None and not parent.deleted
+        if not known and reply_to not in command.context.get("messages", {}):
+            raise NotFound("reply_to: no such message in this room", field="reply_to")
+        if not known and command.context["messages"][reply_to].get("deleted"):
+            raise NotFound("reply_to: that message was deleted", field="reply_to")
+    track = command.context.get("track") if data.track is not None else None
+    event = b.durable(
+        "chat.message",
+        {
+            "id": command.new_id,
+            "user_id": conn.user_id,
+            "username": conn.username,
+            "text": data.text,
+            "reply_to": reply_to,
+            "track": track,
+            "mentions": list(command.context.get("mentions", [])),
+            "at": b.now,
+            "reactions": {},
+        },
+        {"nonce": data.nonce} if data.nonce is not None else None,
+    )
+    return {"message_id": command.new_id, "seq": event.seq}
+
+
+def _chat_delete(b: _Builder, conn: Connection, command: Op) -> None:
+    data = command.data
+    assert isinstance(data, MessageRefData)
+    message, adopt = _find_message(b, command, str(data.message_id))
+    if message.user_id != conn.user_id and not _is_mod(conn):
+        raise Forbidden("only the author or a moderator may delete a message")
+    meta = _with_adopt(adopt)
+    if message.id in b.state.pinned_message_ids:
+        meta["pinned_message_ids"] = [m for m in b.state.pinned_message_ids if m != message.id]
+    b.durable("chat.deleted", {"id": message.id, "by": conn.user_id}, meta)
+
+
+def _chat_react(b: _Builder, conn: Connection, command: Op) -> None:
+    data = command.data
+    assert isinstance(data, ReactData) and conn.user_id is not None
+    message, adopt = _find_message(b, command, str(data.message_id))
+    users = message.reactions.get(data.emoji, [])
+    adding = command.op == "chat.react"
+    if (conn.user_id in users) == adding:
+        return  # already so: nothing changes
+    count = len(users) + (1 if adding else -1)
+    b.durable(
+        "chat.reaction",
+        {
+            "message_id": message.id,
+            "emoji": data.emoji,
+            "user_id": conn.user_id,
+            "count": count,
+            "added": adding,
+        },
+        _with_adopt(adopt),
+    )
+
+
+def _chat_pin(b: _Builder, conn: Connection, command: Op) -> None:
+    data = command.data
+    assert isinstance(data, MessageRefData)
+    _require_mod(conn)
+    message, adopt = _find_message(b, command, str(data.message_id))
+    pinned = b.state.pinned_message_ids
+    if message.id in pinned:
+        return
+    if len(pinned) >= MAX_PINNED:
+        raise Conflict(f"a room can pin at most {MAX_PINNED} messages; unpin one first", field="message_id")
+    meta = _with_adopt(adopt)
+    meta["pinned_message_ids"] = [*pinned, message.id]
+    b.durable("chat.pinned", {"message_id": message.id, "by": conn.user_id}, meta)
+
+
+def _chat_unpin(b: _Builder, conn: Connection, command: Op) -> None:
+    data = command.data
+    assert isinstance(data, MessageRefData)
+    _require_mod(conn)
+    message_id = str(data.message_id)
+    pinned = b.state.pinned_message_ids
+    if message_id not in pinned:
+        raise NotFound("that message is not pinned", field="message_id")
+    b.durable(
+        "chat.unpinned",
+        {"message_id": message_id, "by": conn.user_id},
+        {"pinned_message_ids": [m for m in pinned if m != message_id]},
+    )
+
+
+def _room_pin_track(b: _Builder, conn: Connection, command: Op) -> None:
+    data = command.data
+    assert isinstance(data, PinTrackData)
+    _require_mod(conn)
+    room = b.state.room_wire()
+    room["pinned_track"] = command.context.get("track") if data.track is not None else None
+    b.durable("room.updated", {"room": room})
+
+
+_OPS = {
+    "chat.send": _chat_send,
+    "chat.delete": _chat_delete,
+    "chat.react": _chat_react,
+    "chat.unreact": _chat_react,
+    "chat.pin": _chat_pin,
+    "chat.unpin": _chat_unpin,
+    "room.pin_track": _room_pin_track,
+}
+
+
+def welcome_data(state: RoomState, conn_id: int, now: int, *, resumed: bool, replayed: int) -> dict[str, Any]:
+    """The ``welcome`` message's data for a socket that has joined (PROTOCOL.md)."""
+    conn = state.connections[conn_id]
+    return {
+        "room": state.room_wire(),
+        "seq": state.seq,
+        "you": {
+            "user_id": conn.user_id,
+            "username": conn.username,
+            "role": conn.role,
+            "muted_until": state.muted_until(conn.user_id, now),
+        },
+        "presence": state.presence_list(),
+        "guests": state.guests(),
+        "session": None,
+        "recent_messages": state.recent_messages(),
+        "resumed": resumed,
+        "replayed": replayed,
+    }

@@ -1,0 +1,112 @@
+"""Client messages of the live protocol: the envelope and each op's ``data``."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError, field_validator
+
+from protocol.errors import BadRequest
+from protocol.tracks import TrackInput
+
+MAX_REF = 2**31 - 1
+EMOJIS = ("clap", "fire", "heart", "star", "wave")
+Emoji = Literal["clap", "fire", "heart", "star", "wave"]
+MessageId = Annotated[uuid.UUID, Field(strict=False)]
+
+
+@dataclass(frozen=True)
+class Envelope:
+    op: str
+    ref: int | None
+    data: dict[str, Any]
+
+
+def parse_ref(raw: Any) -> int | None:
+    """The ``ref`` if it is a valid one, else None (so an error reply can still carry it)."""
+    if isinstance(raw, int) and not isinstance(raw, bool) and 1 <= raw <= MAX_REF:
+        return raw
+    return None
+
+
+def parse_envelope(message: Any) -> Envelope:
+    """Check ``{"op", "ref"?, "data"?}``; a bad field is a BadRequest naming it."""
+    if not isinstance(message, dict):
+        raise BadRequest("a message must be an object with an op", field="op")
+    op = message.get("op")
+    if not isinstance(op, str) or not op:
+        raise BadRequest("op must be a non-empty string", field="op")
+    raw_ref = message.get("ref")
+    ref = parse_ref(raw_ref)
+    if raw_ref is not None and ref is None:
+        raise BadRequest(f"ref must be an integer from 1 to {MAX_REF}", field="ref")
+    data = message.get("data", {})
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise BadRequest("data must be an object", field="data")
+    return Envelope(op, ref, data)
+
+
+class _OpData(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class NoData(_OpData):
+    pass
+
+
+class ChatSendData(_OpData):
+    text: StrictStr = Field(max_length=8000)
+    reply_to: MessageId | None = None
+    track: TrackInput | None = None
+    nonce: StrictStr | None = Field(default=None, min_length=1, max_length=64)
+
+    @field_validator("text")
+    @classmethod
+    def _trimmed(cls, value: str) -> str:
+        value = value.strip()
+        if not 1 <= len(value) <= 2000:
+            raise ValueError("must be 1-2000 characters after trimming")
+        return value
+
+
+class MessageRefData(_OpData):
+    message_id: MessageId
+
+
+class ReactData(_OpData):
+    message_id: MessageId
+    emoji: Emoji
+
+
+class PinTrackData(_OpData):
+    track: TrackInput | None
+
+
+OP_DATA: dict[str, type[_OpData]] = {
+    "ping": NoData,
+    "chat.send": ChatSendData,
+    "chat.delete": MessageRefData,
+    "chat.react": ReactData,
+    "chat.unreact": ReactData,
+    "chat.pin": MessageRefData,
+    "chat.unpin": MessageRefData,
+    "room.pin_track": PinTrackData,
+}
+
+
+def parse_op_data(op: str, data: dict[str, Any]) -> _OpData:
+    """Validate ``data`` for ``op``; an unknown op or a bad field is a BadRequest naming it."""
+    model = OP_DATA.get(op)
+    if model is None:
+        raise BadRequest(f"unknown op {op!r}", field="op")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(p) for p in first["loc"]) or "data"
+        message = first["msg"].removeprefix("Value error, ")
+        raise BadRequest(f"{where}: {message}", field=where) from None

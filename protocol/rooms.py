@@ -1,0 +1,76 @@
+"""REST shapes for rooms and chat history."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+RoomType = Literal["public", "genre", "artist", "private"]
+Visibility = Literal["public", "unlisted", "private"]
+
+
+def _labels(values: list[str]) -> list[str]:
+    cleaned: list[str] = []
+    for value in values:
+        label = value.strip().lower()
+        if not 1 <= len(label) <= 40:
+            raise ValueError("each entry must be 1-40 characters")
+        if label not in cleaned:
+            cleaned.append(label)
+    return cleaned
+
+
+Labels = Annotated[list[str], Field(max_length=10), AfterValidator(_labels)]
+
+
+class CreateRoomBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=100)
+    type: RoomType = "public"
+    visibility: Visibility | None = None
+    slug: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")
+    description: str | None = Field(default=None, max_length=2000)
+    genres: Labels = Field(default_factory=list)
+    tags: Labels = Field(default_factory=list)
+
+    def resolved_visibility(self) -> str:
+        """A private-type room is always private; otherwise public unless said."""
+        if self.type == "private":
+            return "private"
+        return self.visibility or "public"
+
+
+class RoomOut(BaseModel):
+    id: str
+    slug: str
+    name: str
+    type: RoomType
+    visibility: Visibility
+    owner_id: str
+    description: str | None
+    genres: list[str]
+    tags: list[str]
+    pinned_track: dict[str, Any] | None
+    pinned_message_ids: list[str]
+    listeners: int
+    created_at: str
+
+
+class MessageOut(BaseModel):
+    id: str
+    user_id: str
+    username: str
+    text: str
+    reply_to: str | None
+    parent_id: str | None
+    track: dict[str, Any] | None
+    mentions: list[str]
+    reactions: dict[str, int]
+    at: int
+    seq: int
+
+
+class MessagePage(BaseModel):
+    items: list[MessageOut]
+    next_cursor: str | None

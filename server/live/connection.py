@@ -1,0 +1,156 @@
+"""One live socket: its reader, its closer, and how the room actor writes to it."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import uuid
+from collections import deque
+from typing import Any
+
+import trio
+from pydantic import BaseModel
+from trio_websocket import ConnectionClosed, WebSocketConnection
+
+from actors.commands import Leave, Op
+from actors.room_actor import CLOSE_POLICY, Request, RoomActor, error_message
+from protocol.codec import DecodeError, Encoding, decode, encode_frame
+from protocol.errors import BadRequest, ProtocolError
+from protocol.ops import parse_envelope, parse_op_data, parse_ref
+from server.live.outbox import OutboxStream
+from server.live.prepare import prepare
+from storage.rooms import Rooms
+
+log = logging.getLogger("seda.live")
+
+_ids = itertools.count(1)
+CLOSE_GRACE_S = 2.0
+
+
+def next_conn_id() -> int:
+    return next(_ids)
+
+
+class LiveConnection:
+    """A socket in a room. The actor calls ``send_frame``/``close``; neither ever blocks."""
+
+    def __init__(
+        self,
+        ws: WebSocketConnection,
+        outbox: OutboxStream,
+        encoding: Encoding,
+        *,
+        conn_id: int,
+        room_id: uuid.UUID,
+        user_id: str | None,
+        rooms: Rooms,
+        invalid_limit: int,
+        invalid_window_s: float,
+    ) -> None:
+        self.conn_id = conn_id
+        self.encoding = encoding
+        self.room_id = room_id
+        self.user_id = user_id
+        self._ws = ws
+        self._outbox = outbox
+        self._rooms = rooms
+        self._invalid: deque[float] = deque()
+        self._invalid_limit = invalid_limit
+        self._invalid_window_s = invalid_window_s
+        self._close_requested = trio.Event()
+        self._close: tuple[int, str] = (1000, "")
+
+    # ---- Subscriber -------------------------------------------------------------------
+
+    def send_frame(self, frame: bytes) -> None:
+        self._outbox.write_now(frame)
+
+    def close(self, code: int, reason: str = "") -> None:
+        if not self._close_requested.is_set():
+            self._close = (code, reason)
+            self._close_requested.set()
+
+    # ---- the socket's life -----------------------------------------------------------
+
+    async def serve(self, actor: RoomActor) -> None:
+        """Read ops until the socket closes or is closed; then leave the room."""
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._closer, nursery.cancel_scope)
+                await self._read(actor)
+                nursery.cancel_scope.cancel()
+        finally:
+            with trio.CancelScope(shield=True), trio.move_on_after(5):
+                try:
+                    await actor.send(Request(Leave(self.conn_id)))
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    pass  # the actor is gone, and the socket with it
+
+    async def _closer(self, scope: trio.CancelScope) -> None:
+        """Close when the room asks, or when the client is lost (overflow: 4009 is already queued)."""
+        async with trio.open_nursery() as waiters:
+            waiters.start_soon(self._wait_and_cancel, self._close_requested, waiters.cancel_scope)
+            waiters.start_soon(self._wait_and_cancel, self._outbox.dead, waiters.cancel_scope)
+        if self._close_requested.is_set():
+            code, reason = self._close
+            with trio.move_on_after(CLOSE_GRACE_S):
+                await self._ws.aclose(code, reason)
+        else:
+            with trio.move_on_after(CLOSE_GRACE_S):
+                await self._outbox.wait_send_all_might_not_block()
+        scope.cancel()
+
+    @staticmethod
+    async def _wait_and_cancel(event: trio.Event, scope: trio.CancelScope) -> None:
+        await event.wait()
+        scope.cancel()
+
+    async def _read(self, actor: RoomActor) -> None:
+        rate_key = self.user_id or f"guest:{self.conn_id}"
+        while True:
+            try:
+                payload = await self._ws.get_message()
+            except ConnectionClosed:
+                return
+            ref = None
+            try:
+                try:
+                    message = decode(payload, self.encoding)
+                except DecodeError as exc:
+                    raise BadRequest(str(exc), field="frame") from None
+                if isinstance(message, dict):
+                    ref = parse_ref(message.get("ref"))
+                envelope = parse_envelope(message)
+                data = parse_op_data(envelope.op, envelope.data)
+            except BadRequest as error:
+                self._reply_error(ref, error)
+                if self._count_invalid():
+                    self.close(CLOSE_POLICY, "too many invalid frames")
+                    return
+                continue
+            try:
+                new_id, context = await self._prepare(actor, envelope.op, data)
+            except ProtocolError as error:
+                self._reply_error(envelope.ref, error)
+                continue
+            op = Op(self.conn_id, envelope.op, data, new_id, context)
+            try:
+                await actor.send(Request(op, conn=self, ref=envelope.ref, rate_key=rate_key))
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                return  # the room stopped; its supervisor closes this socket
+
+    async def _prepare(self, actor: RoomActor, op: str, data: BaseModel) -> tuple[str, dict[str, Any]]:
+        if op == "ping":
+            return "", {}
+        return await prepare(self._rooms, actor, self.room_id, op, data)
+
+    def _reply_error(self, ref: int | None, error: ProtocolError) -> None:
+        self.send_frame(encode_frame(error_message(ref, error), self.encoding))
+
+    def _count_invalid(self) -> bool:
+        """Record an invalid frame; True once more than the limit came within the window."""
+        now = trio.current_time()
+        self._invalid.append(now)
+        while self._invalid and self._invalid[0] < now - self._invalid_window_s:
+            self._invalid.popleft()
+        return len(self._invalid) > self._invalid_limit

@@ -1,0 +1,59 @@
+"""Look-ups an op needs before it reaches its room actor, done by the socket's own task.
+
+The actor never waits on the database for an op: resolving a track link to a
+row, @mentions to user ids, and loading messages the actor does not hold in
+memory all happen here, in the connection's reader.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+from pydantic import BaseModel
+
+from actors.room_actor import RoomActor
+from protocol.ops import ChatSendData, MessageRefData, PinTrackData, ReactData
+from storage.rooms import Rooms
+
+MENTION = re.compile(r"(?<![A-Za-z0-9_])@([A-Za-z0-9_]{3,30})(?![A-Za-z0-9_])")
+MAX_MENTIONS = 10
+
+
+def mentioned_usernames(text: str) -> list[str]:
+    """Distinct @usernames in ``text``, in order, at most ten."""
+    seen: list[str] = []
+    for match in MENTION.finditer(text):
+        name = match.group(1).lower()
+        if name not in seen:
+            seen.append(name)
+            if len(seen) == MAX_MENTIONS:
+                break
+    return seen
+
+
+async def prepare(
+    rooms: Rooms, actor: RoomActor, room_id: uuid.UUID, op: str, data: BaseModel
+) -> tuple[str, dict[str, Any]]:
+    """The new object id and the context the op's ``decide`` will need."""
+    context: dict[str, Any] = {}
+    new_id = ""
+    wanted: list[uuid.UUID] = []
+    if isinstance(data, ChatSendData):
+        new_id = str(uuid.uuid4())
+        if data.track is not None:
+            context["track"] = await rooms.upsert_track(data.track.spec())
+        names = mentioned_usernames(data.text)
+        if names:
+            context["mentions"] = await rooms.user_ids_by_username(names)
+        if data.reply_to is not None:
+            wanted.append(data.reply_to)
+    elif isinstance(data, MessageRefData | ReactData):
+        wanted.append(data.message_id)
+    elif isinstance(data, PinTrackData) and data.track is not None:
+        context["track"] = await rooms.upsert_track(data.track.spec())
+    missing = [m for m in wanted if str(m) not in actor.state.messages]
+    if missing:
+        context["messages"] = await rooms.messages_by_id(room_id, missing)
+    return new_id, context

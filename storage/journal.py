@@ -1,0 +1,275 @@
+"""The journal writer: group commit of durable room events and the rows they imply.
+
+One writer, one dedicated connection, one batch in flight. ``submit`` is
+synchronous: it appends to the open batch and wakes the writer; the caller
+awaits its ticket, which is settled when the batch that holds it has
+committed (or failed). Batches grow with load by themselves: everything
+submitted while one batch commits goes into the next.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import trio
+
+from protocol.events import Event
+from storage.database import aio, connect_one
+
+log = logging.getLogger("seda.journal")
+
+
+class JournalFailed(RuntimeError):
+    """The batch holding these events did not commit; nothing in it may be shown."""
+
+
+class JournalClosed(RuntimeError):
+    """The writer is shutting down and takes no more work."""
+
+
+class Ticket:
+    """Settled once the batch holding a submission commits or fails."""
+
+    __slots__ = ("_done", "error")
+
+    def __init__(self) -> None:
+        self._done = trio.Event()
+        self.error: BaseException | None = None
+
+    @property
+    def settled(self) -> bool:
+        return self._done.is_set()
+
+    def _settle(self, error: BaseException | None) -> None:
+        self.error = error
+        self._done.set()
+
+    async def wait(self) -> None:
+        await self._done.wait()
+        if self.error is not None:
+            raise JournalFailed(str(self.error)) from self.error
+
+
+@dataclass
+class _Batch:
+    events: list[tuple[str, Event]] = field(default_factory=list)
+    snapshots: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
+    tickets: list[Ticket] = field(default_factory=list)
+
+
+def _ts(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def _rows(batch: _Batch) -> dict[str, list[tuple[Any, ...]]]:
+    """The rows every statement of the batch writes, derived from the events alone."""
+    rows: dict[str, list[tuple[Any, ...]]] = {
+        "events": [],
+        "messages": [],
+        "mentions": [],
+        "deletes": [],
+        "reaction_clears": [],
+        "reaction_adds": [],
+        "reaction_removes": [],
+        "pins": [],
+        "pinned_tracks": [],
+        "snapshots": [],
+    }
+    reactions: OrderedDict[tuple[str, str, str], tuple[bool, int]] = OrderedDict()
+    pins: dict[str, list[str]] = {}
+    pinned_tracks: dict[str, Any] = {}
+    for room_id, e in batch.events:
+        d = e.data
+        rows["events"].append((room_id, e.seq, e.name, json.dumps(e.to_journal()), _ts(e.at)))
+        if e.name == "chat.message":
+            track = d["track"]
+            rows["messages"].append(
+                (
+                    d["id"],
+                    room_id,
+                    d["user_id"],
+                    d["text"],
+                    d["reply_to"],
+                    track["id"] if track else None,
+                    ",".join(d["mentions"]),  # ragged arrays cannot be unnested; joined, split in SQL
+                    e.meta.get("nonce"),
+                    e.seq,
+                    _ts(e.at),
+                )
+            )
+            rows["mentions"].extend((d["id"], uid, room_id, _ts(e.at)) for uid in d["mentions"])
+        elif e.name == "chat.deleted":
+            rows["deletes"].append((d["id"], d["by"], _ts(e.at)))
+        elif e.name == "chat.reaction":
+            reactions[(d["message_id"], d["user_id"], d["emoji"])] = (d["added"], e.at)
+        elif e.name == "chat.reactions_cleared":
+            for key in [k for k in reactions if k[0] == d["message_id"]]:
+                del reactions[key]
+            rows["reaction_clears"].append((d["message_id"],))
+        elif e.name == "room.updated":
+            pinned_tracks[room_id] = d["room"].get("pinned_track")
+        if "pinned_message_ids" in e.meta:
+            pins[room_id] = e.meta["pinned_message_ids"]
+    for (message_id, user_id, emoji), (added, at) in reactions.items():
+        if added:
+            rows["reaction_adds"].append((message_id, user_id, emoji, _ts(at)))
+        else:
+            rows["reaction_removes"].append((message_id, user_id, emoji))
+    rows["pins"] = [(room_id, ids) for room_id, ids in pins.items()]
+    rows["pinned_tracks"] = [
+        (room_id, json.dumps(track) if track is not None else None)
+        for room_id, track in pinned_tracks.items()
+    ]
+    rows["snapshots"] = [
+        (room_id, seq, json.dumps(state)) for room_id, (seq, state) in batch.snapshots.items()
+    ]
+    return rows
+
+
+def _columns(rows: list[tuple[Any, ...]]) -> list[list[Any]]:
+    return [list(col) for col in zip(*rows, strict=True)]
+
+
+# One statement per kind of row; each runs only when it has rows.
+_STATEMENTS: dict[str, str] = {
+    "events": """INSERT INTO room_events (room_id, seq, name, payload, at)
+                 SELECT r, s, n, p::jsonb, a
+                 FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::timestamptz[]) AS t(r, s, n, p, a)""",
+    "messages": """INSERT INTO messages (id, room_id, user_id, text, parent_id, track_ref_id, mentions, nonce,
+                                         seq, created_at)
+                   SELECT i, r, u, t, p, tr, string_to_array(m, ',')::uuid[], n, s, c
+                   FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::uuid[], $6::uuid[],
+                               $7::text[], $8::text[], $9::bigint[], $10::timestamptz[])
+                        AS x(i, r, u, t, p, tr, m, n, s, c)""",
+    "mentions": """INSERT INTO message_mentions (message_id, user_id, room_id, created_at)
+                   SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::timestamptz[])
+                   ON CONFLICT DO NOTHING""",
+    "deletes": """UPDATE messages m SET deleted_at = x.a, deleted_by = x.b
+                  FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[]) AS x(i, b, a) WHERE m.id = x.i""",
+    "reaction_clears": "DELETE FROM message_reactions WHERE message_id = ANY($1::uuid[])",
+    "reaction_removes": """DELETE FROM message_reactions r USING unnest($1::uuid[], $2::uuid[], $3::text[]) AS x(m, u, e)
+                           WHERE r.message_id = x.m AND r.user_id = x.u AND r.emoji = x.e""",
+    "reaction_adds": """INSERT INTO message_reactions (message_id, user_id, emoji, created_at)
+                        SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[])
+                        ON CONFLICT DO NOTHING""",
+    "pinned_tracks": """UPDATE rooms r SET pinned_track = x.t::jsonb, updated_at = now()
+                        FROM unnest($1::uuid[], $2::text[]) AS x(i, t) WHERE r.id = x.i""",
+    "snapshots": """INSERT INTO room_snapshots (room_id, seq, state)
+                    SELECT r, s, st::jsonb FROM unnest($1::uuid[], $2::bigint[], $3::text[]) AS x(r, s, st)
+                    ON CONFLICT (room_id) DO UPDATE SET seq = excluded.seq, state = excluded.state, taken_at = now()
+                    WHERE room_snapshots.seq <= excluded.seq""",
+}
+_ORDER = (
+    "events",
+    "messages",
+    "mentions",
+    "deletes",
+    "reaction_clears",
+    "reaction_removes",
+    "reaction_adds",
+    "pinned_tracks",
+    "snapshots",
+)
+
+
+async def _write(conn: asyncpg.Connection, rows: dict[str, list[tuple[Any, ...]]]) -> None:
+    """Write one batch in one transaction (runs on the asyncio side: one bridge crossing)."""
+    async with conn.transaction():
+        for kind in _ORDER:
+            if rows[kind]:
+                await conn.execute(_STATEMENTS[kind], *_columns(rows[kind]))
+        if rows["pins"]:
+            # uuid[][] of ragged lengths cannot be unnested, so pins go one room at a time.
+            for room_id, ids in rows["pins"]:
+                await conn.execute(
+                    "UPDATE rooms SET pinned_message_ids = $2::uuid[], updated_at = now() WHERE id = $1",
+                    room_id,
+                    ids,
+                )
+
+
+class JournalWriter:
+    def __init__(self, dsn: str, *, on_commit: Callable[[int, int], None] | None = None) -> None:
+        self._dsn = dsn
+        self._batch = _Batch()
+        self._wake = trio.Event()
+        self._closing = False
+        self._on_commit = on_commit
+
+    def submit(
+        self, room_id: str, events: list[Event], snapshot: tuple[int, dict[str, Any]] | None = None
+    ) -> Ticket:
+        """Queue durable events (and maybe a snapshot) of one room; await the ticket for the commit."""
+        if self._closing:
+            raise JournalClosed("the journal is closing")
+        ticket = Ticket()
+        batch = self._batch
+        batch.events.extend((room_id, e) for e in events)
+        if snapshot is not None:
+            batch.snapshots[room_id] = snapshot
+        batch.tickets.append(ticket)
+        self._wake.set()
+        return ticket
+
+    def close(self) -> None:
+        """Take no more submissions; :meth:`run` returns once what it holds has been written."""
+        self._closing = True
+        self._wake.set()
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        conn = await connect_one(self._dsn)
+        task_status.started()
+        backoff = 0.05
+        try:
+            while True:
+                if not self._batch.tickets:
+                    if self._closing:
+                        return
+                    await self._wake.wait()
+                    self._wake = trio.Event()
+                    continue
+                batch, self._batch = self._batch, _Batch()
+                try:
+                    rows = _rows(batch)
+                    with trio.CancelScope(shield=True):
+                        await aio(_write, conn, rows)
+                except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, ValueError, TypeError) as exc:
+                    log.error("journal batch of %d events failed: %s", len(batch.events), exc)
+                    for ticket in batch.tickets:
+                        ticket._settle(exc)
+                    conn = await self._reconnect(conn, backoff)
+                    backoff = min(backoff * 2, 2.0)
+                    continue
+                backoff = 0.05
+                for ticket in batch.tickets:
+                    ticket._settle(None)
+                if self._on_commit is not None:
+                    self._on_commit(1, len(batch.events))
+        finally:
+            for ticket in self._batch.tickets:
+                ticket._settle(JournalClosed("journal stopped before this was written"))
+            with trio.CancelScope(shield=True):
+                await aio(conn.close)
+
+    async def _reconnect(self, conn: asyncpg.Connection, delay: float) -> asyncpg.Connection:
+        if not conn.is_closed():
+            return conn
+        while True:
+            await trio.sleep(delay)
+            try:
+                return await connect_one(self._dsn)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("journal reconnect failed: %s", exc)
+                delay = min(delay * 2, 2.0)
+
+
+def new_message_id() -> str:
+    return str(uuid.uuid4())

@@ -1,0 +1,289 @@
+"""Rooms, memberships, bans, tracks and chat history."""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from protocol.errors import Conflict
+from protocol.events import Event
+from protocol.tracks import TrackSpec
+from storage.database import Database, Record
+
+_SLUG_CHARS = re.compile(r"[^a-z0-9]+")
+
+
+def slugify(name: str) -> str:
+    slug = _SLUG_CHARS.sub("-", name.lower()).strip("-")[:50].strip("-")
+    return slug if len(slug) >= 2 else f"room-{slug}".strip("-")
+
+
+def _ms(ts: datetime) -> int:
+    return int(ts.timestamp() * 1000)
+
+
+def room_dict(r: Record) -> dict[str, Any]:
+    """A room row in the shape the live protocol and the REST API share."""
+    return {
+        "id": str(r["id"]),
+        "slug": r["slug"],
+        "name": r["name"],
+        "type": r["type"],
+        "visibility": r["visibility"],
+        "owner_id": str(r["owner_id"]),
+        "description": r["description"],
+        "genres": list(r["genres"]),
+        "tags": list(r["tags"]),
+        "pinned_track": r["pinned_track"],
+        "created_at": r["created_at"].isoformat(),
+    }
+
+
+def is_private(room: dict[str, Any]) -> bool:
+    """Private rooms admit members only (type or visibility private)."""
+    return bool(room["type"] == "private" or room["visibility"] == "private")
+
+
+@dataclass(frozen=True)
+class RoomSeed:
+    """What a room actor starts from: the room row, the newest snapshot, the events after it."""
+
+    room: dict[str, Any]
+    pinned_message_ids: list[str]
+    snapshot: dict[str, Any] | None
+    events: list[Event]
+
+
+_ROOM_COLUMNS = (
+    "id, slug, name, description, type, visibility, owner_id, genres, tags, pinned_track, "
+    "pinned_message_ids, created_at"
+)
+
+
+async def _insert_room(conn: asyncpg.Connection, owner_id: uuid.UUID, fields: dict[str, Any]) -> Record:
+    slug = fields.pop("slug", None)
+    explicit = slug is not None
+    slug = slug or slugify(fields["name"])
+    for attempt in range(5):
+        candidate = slug if attempt == 0 else f"{slug[:50]}-{secrets.token_hex(3)}"
+        try:
+            async with conn.transaction():
+                row = await conn.fetchrow(
+                    f"""INSERT INTO rooms (slug, name, description, type, visibility, owner_id, genres, tags)
+                        VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {_ROOM_COLUMNS}""",
+                    candidate,
+                    fields["name"],
+                    fields.get("description"),
+                    fields["type"],
+                    fields["visibility"],
+                    owner_id,
+                    fields.get("genres", []),
+                    fields.get("tags", []),
+                )
+        except asyncpg.UniqueViolationError:
+            if explicit:
+                raise Conflict("that slug is taken", field="slug") from None
+            continue
+        assert row is not None
+        await conn.execute(
+            "INSERT INTO room_memberships (room_id, user_id, role) VALUES ($1, $2, 'owner')",
+            row["id"],
+            owner_id,
+        )
+        return row
+    raise Conflict("could not find a free slug; give one", field="slug")
+
+
+async def _load_seed(conn: asyncpg.Connection, room_id: uuid.UUID) -> RoomSeed | None:
+    room = await conn.fetchrow(
+        f"SELECT {_ROOM_COLUMNS} FROM rooms WHERE id = $1 AND deleted_at IS NULL", room_id
+    )
+    if room is None:
+        return None
+    snap = await conn.fetchrow("SELECT seq, state FROM room_snapshots WHERE room_id = $1", room_id)
+    after = snap["seq"] if snap is not None else 0
+    rows = await conn.fetch(
+        "SELECT seq, name, payload, at FROM room_events WHERE room_id = $1 AND seq > $2 ORDER BY seq",
+        room_id,
+        after,
+    )
+    return RoomSeed(
+        room=room_dict(room),
+        pinned_message_ids=[str(m) for m in room["pinned_message_ids"]],
+        snapshot=snap["state"] if snap is not None else None,
+        events=[Event.from_journal(r["name"], r["seq"], _ms(r["at"]), r["payload"]) for r in rows],
+    )
+
+
+async def _load_messages(conn: asyncpg.Connection, room_id: uuid.UUID, ids: list[uuid.UUID]) -> list[Record]:
+    return list(
+        await conn.fetch(
+            """SELECT m.id, m.user_id, u.username, m.text, m.parent_id, m.mentions, m.seq, m.created_at,
+                      m.deleted_at IS NOT NULL AS deleted, t.id AS t_id, t.provider, t.provider_id, t.title,
+                      t.artist, t.duration_ms, t.artwork_url,
+                      coalesce((SELECT jsonb_object_agg(emoji, users) FROM (
+                          SELECT emoji, jsonb_agg(r.user_id::text ORDER BY r.created_at, r.user_id) AS users
+                          FROM message_reactions r WHERE r.message_id = m.id GROUP BY emoji) g), '{}') AS reactions
+               FROM messages m JOIN users u ON u.id = m.user_id LEFT JOIN track_refs t ON t.id = m.track_ref_id
+               WHERE m.room_id = $1 AND m.id = ANY($2::uuid[])""",
+            room_id,
+            ids,
+        )
+    )
+
+
+def _track_of(r: Record) -> dict[str, Any] | None:
+    if r["t_id"] is None:
+        return None
+    return {
+        "id": str(r["t_id"]),
+        "provider": r["provider"],
+        "provider_id": r["provider_id"],
+        "title": r["title"],
+        "artist": r["artist"],
+        "duration_ms": r["duration_ms"],
+        "artwork_url": r["artwork_url"],
+    }
+
+
+def message_state(r: Record) -> dict[str, Any]:
+    """A message row in the shape of ``actors.room_state.Message.to_dict``."""
+    reactions = r["reactions"]
+    if isinstance(reactions, str):
+        reactions = json.loads(reactions)
+    return {
+        "id": str(r["id"]),
+        "user_id": str(r["user_id"]),
+        "username": r["username"],
+        "text": r["text"],
+        "reply_to": str(r["parent_id"]) if r["parent_id"] else None,
+        "track": _track_of(r),
+        "mentions": [str(m) for m in r["mentions"]],
+        "at": _ms(r["created_at"]),
+        "seq": r["seq"],
+        "reactions": reactions,
+        "deleted": r["deleted"],
+    }
+
+
+def _us(ts: datetime) -> int:
+    """Microseconds: the precision of a timestamptz, for exact cursors."""
+    return int(ts.timestamp()) * 1_000_000 + ts.microsecond
+
+
+class Rooms:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def create(self, owner_id: uuid.UUID, **fields: Any) -> dict[str, Any]:
+        """Insert a room with its owner's membership; a taken explicit slug is a Conflict."""
+        row = await self._db.run(_insert_room, owner_id, fields)
+        room = room_dict(row)
+        room["pinned_message_ids"] = []
+        return room
+
+    async def get(self, room_id: uuid.UUID) -> dict[str, Any] | None:
+        row = await self._db.fetchrow(
+            f"SELECT {_ROOM_COLUMNS} FROM rooms WHERE id = $1 AND deleted_at IS NULL", room_id
+        )
+        if row is None:
+            return None
+        room = room_dict(row)
+        room["pinned_message_ids"] = [str(m) for m in row["pinned_message_ids"]]
+        return room
+
+    async def role_of(self, room_id: uuid.UUID, user_id: uuid.UUID) -> str | None:
+        role: str | None = await self._db.fetchval(
+            "SELECT role FROM room_memberships WHERE room_id = $1 AND user_id = $2", room_id, user_id
+        )
+        return role
+
+    async def join(self, room_id: uuid.UUID, user_id: uuid.UUID) -> str:
+        """Make the user a member if they are not one (recorded once); returns their role."""
+        role: str = await self._db.fetchval(
+            """WITH ins AS (INSERT INTO room_memberships (room_id, user_id) VALUES ($1, $2)
+                            ON CONFLICT DO NOTHING RETURNING role)
+               SELECT role FROM ins UNION ALL
+               SELECT role FROM room_memberships WHERE room_id = $1 AND user_id = $2 LIMIT 1""",
+            room_id,
+            user_id,
+        )
+        return role
+
+    async def is_banned(self, room_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+        banned: bool = await self._db.fetchval(
+            """SELECT EXISTS (SELECT 1 FROM room_bans WHERE room_id = $1 AND user_id = $2
+                              AND (until IS NULL OR until > now()))""",
+            room_id,
+            user_id,
+        )
+        return banned
+
+    async def load_seed(self, room_id: uuid.UUID) -> RoomSeed | None:
+        return await self._db.run(_load_seed, room_id)
+
+    async def events_after(self, room_id: uuid.UUID, since: int, limit: int) -> list[Event]:
+        rows = await self._db.fetch(
+            """SELECT seq, name, payload, at FROM room_events WHERE room_id = $1 AND seq > $2
+               ORDER BY seq LIMIT $3""",
+            room_id,
+            since,
+            limit,
+        )
+        return [Event.from_journal(r["name"], r["seq"], _ms(r["at"]), r["payload"]) for r in rows]
+
+    async def upsert_track(self, spec: TrackSpec) -> dict[str, Any]:
+        """The track's row, created on first sight; (provider, provider_id) is the identity."""
+        row = await self._db.fetchrow(
+            """INSERT INTO track_refs (provider, provider_id, title, artist, duration_ms, artwork_url)
+               VALUES ($1, $2, $3, $4, $5, $6)
+               ON CONFLICT (provider, provider_id) DO UPDATE SET provider = excluded.provider
+               RETURNING id, provider, provider_id, title, artist, duration_ms, artwork_url""",
+            spec.provider,
+            spec.provider_id,
+            spec.title,
+            spec.artist,
+            spec.duration_ms,
+            spec.artwork_url,
+        )
+        assert row is not None
+        return {**dict(row), "id": str(row["id"])}
+
+    async def user_ids_by_username(self, usernames: list[str]) -> list[str]:
+        """Ids of the named users that exist, in the order given."""
+        if not usernames:
+            return []
+        rows = await self._db.fetch(
+            "SELECT id, username FROM users WHERE username = ANY($1::text[])", [u.lower() for u in usernames]
+        )
+        by_name = {r["username"]: str(r["id"]) for r in rows}
+        return [by_name[u.lower()] for u in usernames if u.lower() in by_name]
+
+    async def messages_by_id(self, room_id: uuid.UUID, ids: list[uuid.UUID]) -> dict[str, dict[str, Any]]:
+        rows = await self._db.run(_load_messages, room_id, ids)
+        return {str(r["id"]): {**message_state(r), "at_us": _us(r["created_at"])} for r in rows}
+
+    async def messages_page(
+        self, room_id: uuid.UUID, limit: int, before: tuple[datetime, uuid.UUID] | None
+    ) -> list[dict[str, Any]]:
+        """Up to ``limit + 1`` live messages, newest first, strictly older than ``before``."""
+        rows = await self._db.fetch(
+            """SELECT m.id FROM messages m
+               WHERE m.room_id = $1 AND m.deleted_at IS NULL
+                 AND ($2::timestamptz IS NULL OR (m.created_at, m.id) < ($2, $3))
+               ORDER BY m.created_at DESC, m.id DESC LIMIT $4""",
+            room_id,
+            before[0] if before else None,
+            before[1] if before else None,
+            limit + 1,
+        )
+        ids = [r["id"] for r in rows]
+        loaded = await self.messages_by_id(room_id, ids)
+        return [loaded[str(i)] for i in ids]
