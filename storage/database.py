@@ -39,11 +39,11 @@ def database_dsn_for(dsn: str, database: str) -> str:
     return f"{scheme}://{authority}/{database}{sep}{query}"
 
 
-async def connect_one(dsn: str) -> asyncpg.Connection:
+async def connect_one(dsn: str, *, application_name: str = "seda") -> asyncpg.Connection:
     """A dedicated connection outside the pool (the journal writer's)."""
 
     async def connect() -> asyncpg.Connection:
-        conn = await asyncpg.connect(dsn)
+        conn = await asyncpg.connect(dsn, server_settings={"application_name": application_name})
         await _init_connection(conn)
         return conn
 

@@ -26,6 +26,9 @@ from storage.database import aio, connect_one
 
 log = logging.getLogger("seda.journal")
 
+# The journal's connection is named so operators (and fault-injection tests) can find it.
+JOURNAL_APPLICATION_NAME = "seda-journal"
+
 
 class JournalFailed(RuntimeError):
     """The batch holding these events did not commit; nothing in it may be shown."""
@@ -225,7 +228,7 @@ class JournalWriter:
         self._wake.set()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        conn = await connect_one(self._dsn)
+        conn = await connect_one(self._dsn, application_name=JOURNAL_APPLICATION_NAME)
         task_status.started()
         backoff = 0.05
         try:
@@ -265,7 +268,7 @@ class JournalWriter:
         while True:
             await trio.sleep(delay)
             try:
-                return await connect_one(self._dsn)
+                return await connect_one(self._dsn, application_name=JOURNAL_APPLICATION_NAME)
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.warning("journal reconnect failed: %s", exc)
                 delay = min(delay * 2, 2.0)

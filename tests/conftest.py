@@ -14,6 +14,7 @@ from server.config import Settings
 from server.context import AppContext
 from server.runtime import Bound, run_services
 from storage.database import Database, open_database
+from tests.live_client import Live
 from tests.pg import PgCluster
 
 JWT_SECRET = "test-secret-" + "x" * 32
@@ -79,3 +80,8 @@ async def server(ctx: AppContext, nursery: trio.Nursery) -> AsyncIterator[Bound]
 async def http(server: Bound) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.http_port}", timeout=10) as client:
         yield client
+
+
+@pytest.fixture
+async def live(http: httpx.AsyncClient, server: Bound) -> Live:
+    return Live(http, server.live_port)

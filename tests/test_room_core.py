@@ -738,7 +738,7 @@ PROFILES: list[tuple[str | None, str, bool]] = [
     (None, "guest", False),
 ]
 MUTABLE_USERS = [MOD, ALICE, BOB]
-EMOJI_CHOICES = ["fire", "heart", "clap"]
+EMOJI_CHOICES = ["fire", "heart"]
 
 
 def _archive() -> dict[str, dict[str, Any]]:
@@ -763,10 +763,9 @@ Action = tuple[Any, ...]
 _conn = st.integers(1, 7)
 # who does an op: an index into the open sockets, "mod" for the first mod's socket, 99 for one never opened
 _op_conn = st.integers(0, 10) | st.just("mod") | st.just(99)
-_target = st.one_of(
-    st.tuples(st.just("msg"), st.integers(0, 40)),
-    st.tuples(st.just("random"), st.integers(0, 3)),
-)
+# ("msg", k): the k-th known message (archived or sent, mod their number); ("random", k): no message at all
+# ("pinned", k) / ("reacted", k): the k-th pinned message / message with reactions, if there is one
+_target = st.tuples(st.sampled_from(["msg", "msg", "msg", "random", "pinned", "reacted"]), st.integers(0, 40))
 _withhold = st.sampled_from([False, False, False, True])  # mostly the gateway gives the context
 _actions: st.SearchStrategy[Action] = st.one_of(
     st.tuples(st.just("join"), _conn, st.integers(0, len(PROFILES) - 1)),
@@ -783,6 +782,14 @@ _actions: st.SearchStrategy[Action] = st.one_of(
     st.tuples(st.just("chat.send"), _op_conn, st.none(), st.none(), st.booleans(), st.just(False)),
     st.tuples(st.sampled_from(["chat.delete", "chat.pin", "chat.unpin"]), _op_conn, _target, _withhold),
     st.tuples(st.sampled_from(["chat.pin", "chat.unpin", "chat.delete"]), st.just("mod"), _target, _withhold),
+    st.tuples(st.just("chat.unpin"), _op_conn, st.tuples(st.just("pinned"), st.integers(0, 5)), _withhold),
+    st.tuples(
+        st.just("chat.unreact"),
+        _op_conn,
+        st.tuples(st.just("reacted"), st.integers(0, 5)),
+        st.sampled_from(EMOJI_CHOICES),
+        _withhold,
+    ),
     st.tuples(
         st.sampled_from(["chat.react", "chat.unreact"]), _op_conn, _target, st.sampled_from(EMOJI_CHOICES), _withhold
     ),
@@ -801,7 +808,7 @@ _actions: st.SearchStrategy[Action] = st.one_of(
         ),
     ),
 )
-_steps = st.lists(st.tuples(st.integers(0, 4000), _actions), min_size=1, max_size=45)
+_steps = st.lists(st.tuples(st.integers(0, 4000), _actions), min_size=8, max_size=40)
 _initial = st.lists(st.integers(0, len(PROFILES) - 1), min_size=1, max_size=4)  # profiles joined first
 _mutes = st.dictionaries(st.sampled_from(MUTABLE_USERS), st.integers(T0, T0 + 40_000), max_size=2)
 
@@ -840,8 +847,14 @@ class Sim:
         return open_ids[who]
 
     def target_id(self, target: tuple[str, int]) -> str:
-        if target[0] == "msg":
-            return self.known[target[1] % len(self.known)]
+        kind, k = target
+        reacted = [m for m in self.known if self.model[m].reactions]
+        if kind == "pinned" and self.pinned:
+            return self.pinned[k % len(self.pinned)]
+        if kind == "reacted" and reacted:
+            return reacted[k % len(reacted)]
+        if kind != "random":
+            return self.known[k % len(self.known)]
         return str(uuid.UUID(int=(1 << 100) + target[1]))  # never a message
 
     def context_for(self, message_id: str, withhold: bool) -> tuple[dict[str, Any], bool]:
