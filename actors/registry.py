@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -96,10 +97,8 @@ class RoomRegistry:
         self.closing = True
         actors = list(self._actors.values())
         for actor in actors:
-            try:
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
                 await actor.send(_Shutdown())
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                pass
         for actor in actors:
             await actor.finished.wait()
 

@@ -121,13 +121,14 @@ def _with_adopt(adopt: dict[str, Any] | None) -> dict[str, Any]:
 def _chat_send(b: _Builder, conn: Connection, command: Op) -> dict[str, Any]:
     data = command.data
     assert isinstance(data, ChatSendData) and conn.user_id is not None
-    until = b.state.muted_until(conn.user_id, b.now)
-    if until is not None:
-        raise Muted(f"you are muted in this room until {until}")
     if data.nonce is not None:
+        # A retry of a message that already exists is answered first, whatever changed since.
         seen = b.state.nonces.get(RoomState.nonce_key(conn.user_id, data.nonce))
         if seen is not None:
             return {"message_id": seen[0], "seq": seen[1]}
+    until = b.state.muted_until(conn.user_id, b.now)
+    if until is not None:
+        raise Muted(f"you are muted in this room until {until}")
     reply_to = str(data.reply_to) if data.reply_to is not None else None
     if reply_to is not None:
         parent = b.state.messages.get(reply_to)

@@ -145,7 +145,8 @@ def _columns(rows: list[tuple[Any, ...]]) -> list[list[Any]]:
 _STATEMENTS: dict[str, str] = {
     "events": """INSERT INTO room_events (room_id, seq, name, payload, at)
                  SELECT r, s, n, p::jsonb, a
-                 FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::timestamptz[]) AS t(r, s, n, p, a)""",
+                 FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::timestamptz[])
+                      AS t(r, s, n, p, a)""",
     "messages": """INSERT INTO messages (id, room_id, user_id, text, parent_id, track_ref_id, mentions, nonce,
                                          seq, created_at)
                    SELECT i, r, u, t, p, tr, string_to_array(m, ',')::uuid[], n, s, c
@@ -158,7 +159,8 @@ _STATEMENTS: dict[str, str] = {
     "deletes": """UPDATE messages m SET deleted_at = x.a, deleted_by = x.b
                   FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[]) AS x(i, b, a) WHERE m.id = x.i""",
     "reaction_clears": "DELETE FROM message_reactions WHERE message_id = ANY($1::uuid[])",
-    "reaction_removes": """DELETE FROM message_reactions r USING unnest($1::uuid[], $2::uuid[], $3::text[]) AS x(m, u, e)
+    "reaction_removes": """DELETE FROM message_reactions r
+                           USING unnest($1::uuid[], $2::uuid[], $3::text[]) AS x(m, u, e)
                            WHERE r.message_id = x.m AND r.user_id = x.u AND r.emoji = x.e""",
     "reaction_adds": """INSERT INTO message_reactions (message_id, user_id, emoji, created_at)
                         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[])
@@ -167,7 +169,8 @@ _STATEMENTS: dict[str, str] = {
                         FROM unnest($1::uuid[], $2::text[]) AS x(i, t) WHERE r.id = x.i""",
     "snapshots": """INSERT INTO room_snapshots (room_id, seq, state)
                     SELECT r, s, st::jsonb FROM unnest($1::uuid[], $2::bigint[], $3::text[]) AS x(r, s, st)
-                    ON CONFLICT (room_id) DO UPDATE SET seq = excluded.seq, state = excluded.state, taken_at = now()
+                    ON CONFLICT (room_id) DO UPDATE
+                    SET seq = excluded.seq, state = excluded.state, taken_at = now()
                     WHERE room_snapshots.seq <= excluded.seq""",
 }
 _ORDER = (
@@ -245,7 +248,7 @@ class JournalWriter:
                     with trio.CancelScope(shield=True):
                         await aio(_write, conn, rows)
                 except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, ValueError, TypeError) as exc:
-                    log.error("journal batch of %d events failed: %s", len(batch.events), exc)
+                    log.warning("journal batch of %d events failed: %s", len(batch.events), exc)
                     for ticket in batch.tickets:
                         ticket._settle(exc)
                     conn = await self._reconnect(conn, backoff)

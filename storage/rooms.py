@@ -130,8 +130,10 @@ async def _load_messages(conn: asyncpg.Connection, room_id: uuid.UUID, ids: list
                       t.artist, t.duration_ms, t.artwork_url,
                       coalesce((SELECT jsonb_object_agg(emoji, users) FROM (
                           SELECT emoji, jsonb_agg(r.user_id::text ORDER BY r.created_at, r.user_id) AS users
-                          FROM message_reactions r WHERE r.message_id = m.id GROUP BY emoji) g), '{}') AS reactions
-               FROM messages m JOIN users u ON u.id = m.user_id LEFT JOIN track_refs t ON t.id = m.track_ref_id
+                          FROM message_reactions r WHERE r.message_id = m.id GROUP BY emoji) g), '{}')
+                          AS reactions
+               FROM messages m JOIN users u ON u.id = m.user_id
+               LEFT JOIN track_refs t ON t.id = m.track_ref_id
                WHERE m.room_id = $1 AND m.id = ANY($2::uuid[])""",
             room_id,
             ids,

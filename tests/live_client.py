@@ -28,7 +28,9 @@ class Client:
     async def send_raw(self, payload: str | bytes) -> None:
         await self.ws.send_message(payload)
 
-    async def send(self, op: str, data: dict[str, Any] | None = None, *, ref: int | None = None) -> int | None:
+    async def send(
+        self, op: str, data: dict[str, Any] | None = None, *, ref: int | None = None
+    ) -> int | None:
         message: Message = {"op": op}
         if ref is None:
             self._ref += 1
@@ -51,7 +53,9 @@ class Client:
             decoded = msgpack.unpackb(raw)
         return decoded
 
-    async def until(self, pred: Callable[[Message], bool], timeout: float = 10) -> tuple[Message, list[Message]]:
+    async def until(
+        self, pred: Callable[[Message], bool], timeout: float = 10
+    ) -> tuple[Message, list[Message]]:
         """The first message matching ``pred`` and every message read before it."""
         seen: list[Message] = []
         with trio.fail_after(timeout):
@@ -89,7 +93,8 @@ class Live:
         self._n += 1
         name = username or f"user{self._n}"
         r = await self.http.post(
-            "/api/v1/auth/register", json={"email": f"{name}@example.com", "username": name, "password": PASSWORD}
+            "/api/v1/auth/register",
+            json={"email": f"{name}@example.com", "username": name, "password": PASSWORD},
         )
         assert r.status_code == 201, r.text
         body = r.json()
@@ -98,7 +103,9 @@ class Live:
     async def room(self, token: str, **fields: Any) -> Message:
         self._n += 1
         r = await self.http.post(
-            "/api/v1/rooms", json={"name": f"Room {self._n}", **fields}, headers={"Authorization": f"Bearer {token}"}
+            "/api/v1/rooms",
+            json={"name": f"Room {self._n}", **fields},
+            headers={"Authorization": f"Bearer {token}"},
         )
         assert r.status_code == 201, r.text
         room: Message = r.json()
@@ -110,7 +117,9 @@ class Live:
             query.append(f"token={token}")
         if since is not None:
             query.append(f"since={since}")
-        return f"ws://127.0.0.1:{self.live_port}/ws/rooms/{room_id}" + ("?" + "&".join(query) if query else "")
+        return f"ws://127.0.0.1:{self.live_port}/ws/rooms/{room_id}" + (
+            "?" + "&".join(query) if query else ""
+        )
 
     @asynccontextmanager
     async def connect(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import uuid
@@ -78,13 +79,16 @@ class LiveConnection:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._closer, nursery.cancel_scope)
                 await self._read(actor)
-                nursery.cancel_scope.cancel()
+                if not self._close_requested.is_set():
+                    nursery.cancel_scope.cancel()  # else the closer finishes the close handshake
         finally:
-            with trio.CancelScope(shield=True), trio.move_on_after(5):
-                try:
-                    await actor.send(Request(Leave(self.conn_id)))
-                except (trio.BrokenResourceError, trio.ClosedResourceError):
-                    pass  # the actor is gone, and the socket with it
+            # If the actor is gone, the socket went with it: nothing to leave.
+            with (
+                trio.CancelScope(shield=True),
+                trio.move_on_after(5),
+                contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError),
+            ):
+                await actor.send(Request(Leave(self.conn_id)))
 
     async def _closer(self, scope: trio.CancelScope) -> None:
         """Close when the room asks, or when the client is lost (overflow: 4009 is already queued)."""
