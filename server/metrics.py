@@ -22,12 +22,6 @@ class Metrics:
         )
         self.live_connections = Gauge("seda_live_connections", "open live sockets", registry=self.registry)
         self.live_rooms = Gauge("seda_live_rooms", "running room actors", registry=self.registry)
-        self.live_frames_in = Counter(
-            "seda_live_frames_in_total", "frames received from clients", registry=self.registry
-        )
-        self.live_deliveries = Counter(
-            "seda_live_deliveries_total", "messages written to sockets", registry=self.registry
-        )
         self.journal_batches = Counter(
             "seda_journal_batches_total", "journal batches committed", registry=self.registry
         )
