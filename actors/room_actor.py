@@ -52,6 +52,7 @@ class ActorConfig:
     ops_per_second: int = 30
     ring_size: int = 1000
     inbox_size: int = 1024
+    pending_limit: int = 8192  # outcomes decided but not yet shown
 
 
 @dataclass
@@ -120,7 +121,8 @@ class RoomActor:
         self._journal = journal
         self._clock = clock
         self._send, self._inbox = trio.open_memory_channel[Request | _Shutdown](config.inbox_size)
-        self._out_send, self._out_recv = trio.open_memory_channel[_Outcome](math.inf)
+        # Bounded: if commits stall, the actor stops taking requests instead of growing without end.
+        self._out_send, self._out_recv = trio.open_memory_channel[_Outcome](config.pending_limit)
         self._ring: deque[Event] = deque(recent or [], maxlen=config.ring_size)
         self._limits = RateLimiter(config.chat_rate, config.chat_rate_window_s, config.ops_per_second)
         self._snapshot_seq = state.seq
@@ -172,7 +174,7 @@ class RoomActor:
             if isinstance(request, _Shutdown):
                 await self._finish(close_code=CLOSE_GOING_AWAY)
                 return
-            self._handle(request)
+            await self._handle(request)
             if not self.state.connections:
                 idle_since = trio.current_time()
 
@@ -185,37 +187,37 @@ class RoomActor:
             outcome.ticket = self._journal.submit(self.room_id, [], (self.state.seq, self.state.snapshot()))
         if close_code is not None:
             outcome.closes = [(s, close_code, "server shutting down") for s in self.subscribers.values()]
-        self._out_send.send_nowait(outcome)
+        await self._out_send.send(outcome)
         assert outcome.done is not None
         await outcome.done.wait()
 
-    def _handle(self, request: Request) -> None:
+    async def _handle(self, request: Request) -> None:
         command = request.command
         now = self._clock()
         if isinstance(command, Join):
-            self._join(request, command, now)
+            await self._out_send.send(self._join(request, command, now))
             return
         if isinstance(command, Op) and request.rate_key is not None:
             wait = self._limits.check(request.rate_key, command.op, trio.current_time())
             if wait:
                 error = RateLimited(f"too many {command.op} ops", retry_after_ms=math.ceil(wait * 1000))
-                self._refuse(request, error)
+                await self._refuse(request, error)
                 return
         try:
             decision = decide(self.state, command, now)
         except ProtocolError as error:
-            self._refuse(request, error)
+            await self._refuse(request, error)
             return
         outcome = self._commit(decision.events)
         if isinstance(command, Leave):
             outcome.unsubscribe = command.conn_id
         elif request.conn is not None and decision.reply is not None and request.ref is not None:
             outcome.reply = (request.conn, reply_message(request.ref, decision.reply))
-        self._out_send.send_nowait(outcome)
+        await self._out_send.send(outcome)
 
-    def _refuse(self, request: Request, error: ProtocolError) -> None:
+    async def _refuse(self, request: Request, error: ProtocolError) -> None:
         if request.conn is not None:
-            self._out_send.send_nowait(_Outcome(reply=(request.conn, error_message(request.ref, error))))
+            await self._out_send.send(_Outcome(reply=(request.conn, error_message(request.ref, error))))
 
     def _commit(self, events: list[Event]) -> _Outcome:
         """Apply events, journal the durable ones, and return an outcome showing the visible ones."""
@@ -232,24 +234,20 @@ class RoomActor:
             outcome.ticket = self._journal.submit(self.room_id, durable, snapshot)
         return outcome
 
-    def _join(self, request: Request, command: Join, now: int) -> None:
+    def _join(self, request: Request, command: Join, now: int) -> _Outcome:
         conn = request.conn
         assert conn is not None
         since = request.since
         if since is not None and since > self.state.seq:
-            self._out_send.send_nowait(
-                _Outcome(
-                    closes=[(conn, CLOSE_POLICY, f"since {since} is after the room's seq {self.state.seq}")]
-                )
-            )
-            return
+            reason = f"since {since} is after the room's seq {self.state.seq}"
+            return _Outcome(closes=[(conn, CLOSE_POLICY, reason)])
         decision = decide(self.state, command, now)
         outcome = self._commit(decision.events)
         resumed, replay = self._replay(since, request.stored) if since is not None else (False, [])
         welcome = welcome_data(self.state, command.conn_id, now, resumed=resumed, replayed=len(replay))
         outcome.subscribe = (conn, [{"type": "welcome", "data": welcome}, *(e.wire() for e in replay)])
         outcome.exclude = command.conn_id
-        self._out_send.send_nowait(outcome)
+        return outcome
 
     def _replay(self, since: int, stored: list[Event]) -> tuple[bool, list[Event]]:
         """Every durable event after ``since``, from Postgres then the ring, or (False, [])."""

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from trio_websocket import ConnectionClosed, WebSocketConnection
 
 from actors.commands import Leave, Op
-from actors.room_actor import CLOSE_POLICY, Request, RoomActor, error_message
+from actors.room_actor import CLOSE_INTERNAL, CLOSE_POLICY, Request, RoomActor, error_message
 from protocol.codec import DecodeError, Encoding, decode, encode_frame
 from protocol.errors import BadRequest, ProtocolError
 from protocol.ops import parse_envelope, parse_op_data, parse_ref
@@ -78,6 +78,7 @@ class LiveConnection:
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._closer, nursery.cancel_scope)
+                nursery.start_soon(self._watch_room, actor)
                 await self._read(actor)
                 if not self._close_requested.is_set():
                     nursery.cancel_scope.cancel()  # else the closer finishes the close handshake
@@ -103,6 +104,11 @@ class LiveConnection:
             with trio.move_on_after(CLOSE_GRACE_S):
                 await self._outbox.wait_send_all_might_not_block()
         scope.cancel()
+
+    async def _watch_room(self, actor: RoomActor) -> None:
+        """If the room's actor ends (a crash) before closing this socket, close it so it resumes."""
+        await actor.finished.wait()
+        self.close(CLOSE_INTERNAL, "room restarting")
 
     @staticmethod
     async def _wait_and_cancel(event: trio.Event, scope: trio.CancelScope) -> None:
@@ -141,7 +147,8 @@ class LiveConnection:
             try:
                 await actor.send(Request(op, conn=self, ref=envelope.ref, rate_key=rate_key))
             except (trio.BrokenResourceError, trio.ClosedResourceError):
-                return  # the room stopped; its supervisor closes this socket
+                self.close(CLOSE_INTERNAL, "room restarting")
+                return
 
     async def _prepare(self, actor: RoomActor, op: str, data: BaseModel) -> tuple[str, dict[str, Any]]:
         if op == "ping":

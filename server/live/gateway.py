@@ -13,7 +13,7 @@ from trio_websocket import WebSocketRequest, wrap_server_stream
 
 from actors.commands import Join
 from actors.registry import RoomRegistry
-from actors.room_actor import MAX_REPLAY, Request
+from actors.room_actor import MAX_REPLAY, Request, RoomActor
 from protocol.codec import Encoding
 from protocol.errors import BadRequest, Forbidden, NotFound, ProtocolError, Unauthorized
 from server.auth import Principal, TokenIssuer
@@ -129,8 +129,9 @@ class LiveGateway:
             return
         actor = await self._registry.get(str(admission.room_id))
         if actor is None or not self._accepting:
+            status = 503 if actor is not None or self._registry.closing else 404
             with trio.move_on_after(HANDSHAKE_TIMEOUT_S):
-                await request.reject(503 if actor is not None or self._registry.closing else 404)
+                await request.reject(status)
             return
         encoding, subprotocol = Encoding.negotiate(request.proposed_subprotocols)
         ws = await request.accept(subprotocol=subprotocol)
@@ -146,21 +147,34 @@ class LiveGateway:
             invalid_limit=self._limits.invalid_frame_limit,
             invalid_window_s=self._limits.invalid_frame_window_s,
         )
-        stored = []
-        if admission.since is not None and admission.since + 1 < actor.ring_start():
-            stored = await self._rooms.events_after(admission.room_id, admission.since, MAX_REPLAY)
-        join = Join(conn_id, admission.user_id, admission.username, admission.role, admission.is_admin)
         self._metrics.live_connections.inc()
         try:
-            try:
-                await actor.send(Request(join, conn=conn, since=admission.since, stored=stored))
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
+            actor = await self._enter(actor, admission, conn)
+            if actor is None:
                 with trio.move_on_after(HANDSHAKE_TIMEOUT_S):
-                    await ws.aclose(1011, "room restarting")
+                    await ws.aclose(1001 if self._registry.closing else 1011, "room unavailable, reconnect")
                 return
             await conn.serve(actor)
         finally:
             self._metrics.live_connections.dec()
+
+    async def _enter(self, actor: RoomActor, admission: Admission, conn: LiveConnection) -> RoomActor | None:
+        """Hand the socket to the room. An actor that stopped meanwhile is replaced, a few times at most."""
+        join = Join(conn.conn_id, admission.user_id, admission.username, admission.role, admission.is_admin)
+        for _ in range(3):
+            stored = []
+            if admission.since is not None and admission.since + 1 < actor.ring_start():
+                stored = await self._rooms.events_after(admission.room_id, admission.since, MAX_REPLAY)
+            try:
+                await actor.send(Request(join, conn=conn, since=admission.since, stored=stored))
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                replacement = await self._registry.get(str(admission.room_id))
+                if replacement is None:
+                    return None
+                actor = replacement
+                continue
+            return actor
+        return None
 
     async def _admit(self, request: WebSocketRequest) -> Admission:
         """Check path, token, room and membership; raise the refusal (401/403/404/400) otherwise."""
