@@ -17,6 +17,7 @@ class Join:
     username: str | None
     role: str
     is_admin: bool = False
+    is_artist: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,4 +42,9 @@ class Op:
     context: dict[str, Any] = field(default_factory=dict)
 
 
-Command = Join | Leave | Op
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """Time passed: do the next thing that is due (a track ends, the next one starts, ...)."""
+
+
+Command = Join | Leave | Op | Tick

@@ -20,11 +20,12 @@ from typing import Any
 
 import trio
 
-from actors.commands import Command, Join, Leave, Op
+from actors.commands import Command, Join, Leave, Op, Tick
 from actors.ports import Journal, Seed, Subscriber, Ticket
 from actors.ratelimit import RateLimiter
 from actors.room_rules import decide, welcome_data
 from actors.room_state import INTERNAL_EVENTS, RoomInfo, RoomState
+from actors.session_rules import next_deadline
 from protocol.codec import Encoding, encode_frame
 from protocol.errors import ProtocolError, RateLimited
 from protocol.events import Event
@@ -32,6 +33,8 @@ from protocol.events import Event
 log = logging.getLogger("seda.room")
 
 MAX_REPLAY = 1000
+TALLY_INTERVAL_S = 0.1
+_MAX_SETTLE_STEPS = 64  # a bound, far above what one moment can make due
 
 # Close codes (PROTOCOL.md).
 CLOSE_GOING_AWAY = 1001
@@ -113,19 +116,21 @@ class RoomActor:
         config: ActorConfig,
         *,
         recent: list[Event] | None = None,
-        clock: Callable[[], int] = wall_ms,
+        clock: Callable[[], int] | None = None,
     ) -> None:
         self.room_id = room_id
         self.state = state
         self.config = config
         self._journal = journal
-        self._clock = clock
         self._send, self._inbox = trio.open_memory_channel[Request | _Shutdown](config.inbox_size)
         # Bounded: if commits stall, the actor stops taking requests instead of growing without end.
         self._out_send, self._out_recv = trio.open_memory_channel[_Outcome](config.pending_limit)
         self._ring: deque[Event] = deque(recent or [], maxlen=config.ring_size)
         self._limits = RateLimiter(config.chat_rate, config.chat_rate_window_s, config.ops_per_second)
         self._snapshot_seq = state.seq
+        self._epoch_ms = (clock or wall_ms)() - int(trio.current_time() * 1000)
+        self._tallies: dict[str, Event] = {}
+        self._tally_next = -math.inf
         self.subscribers: dict[int, Subscriber] = {}
         self.accepting = True
         self.finished = trio.Event()
@@ -158,18 +163,34 @@ class RoomActor:
             # Let the publisher show everything decided so far, then stop it.
             self._out_send.close()
 
+    def now(self) -> int:
+        """Wall-clock ms, advanced by trio's clock (so MockClock drives a whole evening of tracks)."""
+        return self._epoch_ms + int(trio.current_time() * 1000)
+
+    def _to_trio(self, at_ms: int) -> float:
+        return (at_ms - self._epoch_ms) / 1000
+
     async def _loop(self) -> None:
         idle_since = trio.current_time()
         while True:
-            deadline = idle_since + self.config.idle_s if not self.state.connections else math.inf
+            idle = not self.state.connections and self.state.session is None
+            deadline = idle_since + self.config.idle_s if idle else math.inf
+            due = next_deadline(self.state)
+            if due is not None:
+                deadline = min(deadline, self._to_trio(due))
+            if self._tallies:
+                deadline = min(deadline, self._tally_next)
             request: Request | _Shutdown | None = None
             with trio.move_on_at(deadline):
                 request = await self._inbox.receive()
             if request is None:
-                if self._inbox.statistics().current_buffer_used == 0:
-                    log.info("room %s idle, stopping", self.room_id)
-                    await self._finish(close_code=None)
-                    return
+                if idle and trio.current_time() >= idle_since + self.config.idle_s:
+                    if self._inbox.statistics().current_buffer_used == 0:
+                        log.info("room %s idle, stopping", self.room_id)
+                        await self._finish(close_code=None)
+                        return
+                    continue
+                await self._out_send.send(self._commit([]))  # the clock: tracks end, tallies flush
                 continue
             if isinstance(request, _Shutdown):
                 await self._finish(close_code=CLOSE_GOING_AWAY)
@@ -193,7 +214,7 @@ class RoomActor:
 
     async def _handle(self, request: Request) -> None:
         command = request.command
-        now = self._clock()
+        now = self.now()
         if isinstance(command, Join):
             await self._out_send.send(self._join(request, command, now))
             return
@@ -220,11 +241,22 @@ class RoomActor:
             await self._out_send.send(_Outcome(reply=(request.conn, error_message(request.ref, error))))
 
     def _commit(self, events: list[Event]) -> _Outcome:
-        """Apply events, journal the durable ones, and return an outcome showing the visible ones."""
+        """Apply events and what they make due (track ends and starts), journal the durable ones,
+        and return an outcome showing the visible ones. ``vote.tally`` is coalesced per room."""
         for event in events:
             self.state.apply(event)
+        events = list(events)
+        now = self.now()
+        for _ in range(_MAX_SETTLE_STEPS):
+            step = decide(self.state, Tick(), now).events
+            if not step:
+                break
+            for event in step:
+                self.state.apply(event)
+            events.extend(step)
         durable = [e for e in events if e.seq is not None]
-        outcome = _Outcome(events=[e for e in events if e.name not in INTERNAL_EVENTS])
+        visible = [e for e in self._coalesce(events) if e.name not in INTERNAL_EVENTS]
+        outcome = _Outcome(events=visible)
         if durable:
             self._ring.extend(durable)
             snapshot = None
@@ -233,6 +265,23 @@ class RoomActor:
                 self._snapshot_seq = self.state.seq
             outcome.ticket = self._journal.submit(self.room_id, durable, snapshot)
         return outcome
+
+    def _coalesce(self, events: list[Event]) -> list[Event]:
+        """At most one ``vote.tally`` per room per 100 ms: keep the newest per item until then."""
+        out: list[Event] = []
+        for event in events:
+            if event.name == "vote.tally":
+                self._tallies[event.data["item_id"]] = event
+            elif event.name == "track.ended":
+                self._tallies.pop(event.data["item_id"], None)  # its final counts are in the event
+                out.append(event)
+            else:
+                out.append(event)
+        if self._tallies and trio.current_time() >= self._tally_next:
+            out.extend(self._tallies.values())
+            self._tallies.clear()
+            self._tally_next = trio.current_time() + TALLY_INTERVAL_S
+        return out
 
     def _join(self, request: Request, command: Join, now: int) -> _Outcome:
         conn = request.conn

@@ -7,53 +7,27 @@ one event at a time, so replaying the journal rebuilds exactly the same room.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
-from actors.commands import Command, Join, Leave, Op
+from actors.commands import Command, Join, Leave, Op, Tick
+from actors.decision import Decision, EventBuilder
 from actors.room_state import MAX_PINNED, Connection, Message, RoomState
+from actors.session_rules import SESSION_OPS, is_mod, settle_step
 from protocol.errors import Conflict, Forbidden, Muted, NotFound, Unauthorized
-from protocol.events import Event
 from protocol.ops import ChatSendData, MessageRefData, PinTrackData, ReactData
-
-MOD_ROLES = frozenset({"owner", "moderator"})
-
-
-@dataclass
-class Decision:
-    events: list[Event] = field(default_factory=list)
-    reply: dict[str, Any] | None = None
-
-
-class _Builder:
-    """Collects a decision's events, numbering the durable ones after ``state.seq``."""
-
-    def __init__(self, state: RoomState, now: int) -> None:
-        self.state = state
-        self.now = now
-        self.events: list[Event] = []
-        self._next_seq = state.seq + 1
-
-    def durable(self, name: str, data: dict[str, Any], meta: dict[str, Any] | None = None) -> Event:
-        event = Event(name, data, self.now, self._next_seq, meta or {})
-        self._next_seq += 1
-        self.events.append(event)
-        return event
-
-    def ephemeral(self, name: str, data: dict[str, Any]) -> Event:
-        event = Event(name, data, self.now)
-        self.events.append(event)
-        return event
 
 
 def decide(state: RoomState, command: Command, now: int) -> Decision:
     """The events ``command`` causes at time ``now`` (ms), and the op's reply data."""
-    b = _Builder(state, now)
+    b = EventBuilder(state, now)
     if isinstance(command, Join):
         _join(b, command)
         return Decision(b.events)
     if isinstance(command, Leave):
         _leave(b, command)
+        return Decision(b.events)
+    if isinstance(command, Tick):
+        settle_step(b)
         return Decision(b.events)
     conn = state.connections.get(command.conn_id)
     if conn is None:
@@ -67,7 +41,7 @@ def decide(state: RoomState, command: Command, now: int) -> Decision:
     return Decision(b.events, reply if reply is not None else {})
 
 
-def _join(b: _Builder, command: Join) -> None:
+def _join(b: EventBuilder, command: Join) -> None:
     first = command.user_id is not None and command.user_id not in b.state.presence
     b.ephemeral(
         "socket.open",
@@ -77,13 +51,14 @@ def _join(b: _Builder, command: Join) -> None:
             "username": command.username,
             "role": command.role,
             "is_admin": command.is_admin,
+            "is_artist": command.is_artist,
         },
     )
     if first:
         b.ephemeral("presence.join", {"user_id": command.user_id, "username": command.username})
 
 
-def _leave(b: _Builder, command: Leave) -> None:
+def _leave(b: EventBuilder, command: Leave) -> None:
     conn = b.state.connections.get(command.conn_id)
     if conn is None:
         return
@@ -92,16 +67,12 @@ def _leave(b: _Builder, command: Leave) -> None:
         b.ephemeral("presence.leave", {"user_id": conn.user_id})
 
 
-def _is_mod(conn: Connection) -> bool:
-    return conn.role in MOD_ROLES or conn.is_admin
-
-
 def _require_mod(conn: Connection) -> None:
-    if not _is_mod(conn):
+    if not is_mod(conn):
         raise Forbidden("only the room's owner or moderators may do that")
 
 
-def _find_message(b: _Builder, command: Op, message_id: str) -> tuple[Message, dict[str, Any] | None]:
+def _find_message(b: EventBuilder, command: Op, message_id: str) -> tuple[Message, dict[str, Any] | None]:
     """The live message and, if it came from the op's context, the data to adopt it by."""
     message = b.state.messages.get(message_id)
     if message is not None:
@@ -118,7 +89,7 @@ def _with_adopt(adopt: dict[str, Any] | None) -> dict[str, Any]:
     return {"adopt": adopt} if adopt is not None else {}
 
 
-def _chat_send(b: _Builder, conn: Connection, command: Op) -> dict[str, Any]:
+def _chat_send(b: EventBuilder, conn: Connection, command: Op) -> dict[str, Any]:
     data = command.data
     assert isinstance(data, ChatSendData) and conn.user_id is not None
     if data.nonce is not None:
@@ -156,11 +127,11 @@ def _chat_send(b: _Builder, conn: Connection, command: Op) -> dict[str, Any]:
     return {"message_id": command.new_id, "seq": event.seq}
 
 
-def _chat_delete(b: _Builder, conn: Connection, command: Op) -> None:
+def _chat_delete(b: EventBuilder, conn: Connection, command: Op) -> None:
     data = command.data
     assert isinstance(data, MessageRefData)
     message, adopt = _find_message(b, command, str(data.message_id))
-    if message.user_id != conn.user_id and not _is_mod(conn):
+    if message.user_id != conn.user_id and not is_mod(conn):
         raise Forbidden("only the author or a moderator may delete a message")
     meta = _with_adopt(adopt)
     if message.id in b.state.pinned_message_ids:
@@ -168,7 +139,7 @@ def _chat_delete(b: _Builder, conn: Connection, command: Op) -> None:
     b.durable("chat.deleted", {"id": message.id, "by": conn.user_id}, meta)
 
 
-def _chat_react(b: _Builder, conn: Connection, command: Op) -> None:
+def _chat_react(b: EventBuilder, conn: Connection, command: Op) -> None:
     data = command.data
     assert isinstance(data, ReactData) and conn.user_id is not None
     message, adopt = _find_message(b, command, str(data.message_id))
@@ -190,7 +161,7 @@ def _chat_react(b: _Builder, conn: Connection, command: Op) -> None:
     )
 
 
-def _chat_pin(b: _Builder, conn: Connection, command: Op) -> None:
+def _chat_pin(b: EventBuilder, conn: Connection, command: Op) -> None:
     data = command.data
     assert isinstance(data, MessageRefData)
     _require_mod(conn)
@@ -205,7 +176,7 @@ def _chat_pin(b: _Builder, conn: Connection, command: Op) -> None:
     b.durable("chat.pinned", {"message_id": message.id, "by": conn.user_id}, meta)
 
 
-def _chat_unpin(b: _Builder, conn: Connection, command: Op) -> None:
+def _chat_unpin(b: EventBuilder, conn: Connection, command: Op) -> None:
     data = command.data
     assert isinstance(data, MessageRefData)
     _require_mod(conn)
@@ -220,7 +191,7 @@ def _chat_unpin(b: _Builder, conn: Connection, command: Op) -> None:
     )
 
 
-def _room_pin_track(b: _Builder, conn: Connection, command: Op) -> None:
+def _room_pin_track(b: EventBuilder, conn: Connection, command: Op) -> None:
     data = command.data
     assert isinstance(data, PinTrackData)
     _require_mod(conn)
@@ -237,6 +208,7 @@ _OPS = {
     "chat.pin": _chat_pin,
     "chat.unpin": _chat_unpin,
     "room.pin_track": _room_pin_track,
+    **SESSION_OPS,
 }
 
 
@@ -254,7 +226,7 @@ def welcome_data(state: RoomState, conn_id: int, now: int, *, resumed: bool, rep
         },
         "presence": state.presence_list(),
         "guests": state.guests(),
-        "session": None,
+        "session": state.session.wire() if state.session is not None else None,
         "recent_messages": state.recent_messages(),
         "resumed": resumed,
         "replayed": replayed,

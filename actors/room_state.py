@@ -11,6 +11,7 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from actors.session import SESSION_APPLY, Session
 from protocol.events import Event
 
 RECENT_KEEP = 200  # newest messages kept in memory (welcome shows the last 50)
@@ -126,6 +127,7 @@ class Connection:
     username: str | None
     role: str  # owner | moderator | member | guest
     is_admin: bool = False
+    is_artist: bool = False
 
 
 @dataclass
@@ -139,6 +141,7 @@ class RoomState:
     nonces: OrderedDict[str, tuple[str, int]] = field(default_factory=OrderedDict)
     mutes: dict[str, int] = field(default_factory=dict)
     deleted: bool = False
+    session: Session | None = None
     # ephemeral: not in snapshots
     connections: dict[int, Connection] = field(default_factory=dict)
     presence: dict[str, int] = field(default_factory=dict)  # user id -> open sockets
@@ -192,6 +195,7 @@ class RoomState:
             "nonces": [[k, v[0], v[1]] for k, v in self.nonces.items()],
             "mutes": dict(self.mutes),
             "deleted": self.deleted,
+            "session": self.session.to_dict() if self.session is not None else None,
         }
 
     def _kept_ids(self) -> list[str]:
@@ -213,6 +217,8 @@ class RoomState:
         state.nonces = OrderedDict((k, (mid, seq)) for k, mid, seq in snap["nonces"])
         state.mutes = dict(snap["mutes"])
         state.deleted = snap.get("deleted", False)
+        session = snap.get("session")
+        state.session = Session.from_dict(session) if session is not None else None
         return state
 
     # ---- apply -------------------------------------------------------------
@@ -324,10 +330,14 @@ def _apply_room_deleted(state: RoomState, event: Event) -> None:
 
 def _apply_socket_open(state: RoomState, event: Event) -> None:
     d = event.data
-    state.connections[d["conn_id"]] = Connection(d["user_id"], d["username"], d["role"], d["is_admin"])
+    state.connections[d["conn_id"]] = Connection(
+        d["user_id"], d["username"], d["role"], d["is_admin"], d.get("is_artist", False)
+    )
     if d["user_id"] is not None:
         state.presence[d["user_id"]] = state.presence.get(d["user_id"], 0) + 1
         state.usernames[d["user_id"]] = d["username"]
+        if state.session is not None:
+            state.session.away_since.pop(d["user_id"], None)
 
 
 def _apply_socket_close(state: RoomState, event: Event) -> None:
@@ -340,6 +350,8 @@ def _apply_socket_close(state: RoomState, event: Event) -> None:
     else:
         del state.presence[conn.user_id]
         del state.usernames[conn.user_id]
+        if state.session is not None and conn.user_id in state.session.djs:
+            state.session.away_since[conn.user_id] = event.at  # keeps their place for a while
 
 
 _APPLY = {
@@ -353,6 +365,7 @@ _APPLY = {
     "room.deleted": _apply_room_deleted,
     "socket.open": _apply_socket_open,
     "socket.close": _apply_socket_close,
+    **SESSION_APPLY,
 }
 
 # Events that only move state inside the server and are never sent to anyone.

@@ -86,6 +86,28 @@ class PinTrackData(_OpData):
     track: TrackInput | None
 
 
+class SessionStartData(_OpData):
+    mode: Literal["fan", "artist", "public"]
+    skip_ratio: float = Field(default=0.5, ge=0.1, le=1.0)
+
+
+class QueueAddData(_OpData):
+    track: TrackInput
+
+
+class ItemRefData(_OpData):
+    item_id: MessageId
+
+
+class VoteData(_OpData):
+    item_id: MessageId
+    value: Literal["up", "down", "none"]
+
+
+class UserRefData(_OpData):
+    user_id: MessageId
+
+
 OP_DATA: dict[str, type[_OpData]] = {
     "ping": NoData,
     "chat.send": ChatSendData,
@@ -95,6 +117,17 @@ OP_DATA: dict[str, type[_OpData]] = {
     "chat.pin": MessageRefData,
     "chat.unpin": MessageRefData,
     "room.pin_track": PinTrackData,
+    "session.start": SessionStartData,
+    "session.stop": NoData,
+    "dj.join": NoData,
+    "dj.leave": NoData,
+    "queue.add": QueueAddData,
+    "queue.remove": ItemRefData,
+    "vote": VoteData,
+    "vote.skip": ItemRefData,
+    "mod.skip": NoData,
+    "mod.remove_dj": UserRefData,
+    "mod.clear_queue": NoData,
 }
 
 

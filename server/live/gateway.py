@@ -39,6 +39,7 @@ class Admission:
     role: str
     is_admin: bool
     since: int | None
+    is_artist: bool = False
 
 
 @dataclass(frozen=True)
@@ -160,7 +161,14 @@ class LiveGateway:
 
     async def _enter(self, actor: RoomActor, admission: Admission, conn: LiveConnection) -> RoomActor | None:
         """Hand the socket to the room. An actor that stopped meanwhile is replaced, a few times at most."""
-        join = Join(conn.conn_id, admission.user_id, admission.username, admission.role, admission.is_admin)
+        join = Join(
+            conn.conn_id,
+            admission.user_id,
+            admission.username,
+            admission.role,
+            admission.is_admin,
+            admission.is_artist,
+        )
         for _ in range(3):
             stored = []
             if admission.since is not None and admission.since + 1 < actor.ring_start():
@@ -214,4 +222,5 @@ class LiveGateway:
                 role = "member"  # site admins may look in without joining
             else:
                 role = await self._rooms.join(room_id, user.id)  # the implicit join, recorded once
-        return Admission(room_id, str(user.id), user.username, role, principal.is_admin, since)
+        is_artist = principal.role == "artist" or user.role == "artist"
+        return Admission(room_id, str(user.id), user.username, role, principal.is_admin, since, is_artist)

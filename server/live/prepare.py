@@ -14,7 +14,15 @@ from typing import Any
 from pydantic import BaseModel
 
 from actors.room_actor import RoomActor
-from protocol.ops import ChatSendData, MessageRefData, PinTrackData, ReactData
+from protocol.ops import (
+    ChatSendData,
+    MessageRefData,
+    PinTrackData,
+    QueueAddData,
+    ReactData,
+    SessionStartData,
+    UserRefData,
+)
 from storage.rooms import Rooms
 
 MENTION = re.compile(r"(?<![A-Za-z0-9_])@([A-Za-z0-9_]{3,30})(?![A-Za-z0-9_])")
@@ -53,6 +61,13 @@ async def prepare(
         wanted.append(data.message_id)
     elif isinstance(data, PinTrackData) and data.track is not None:
         context["track"] = await rooms.upsert_track(data.track.spec())
+    elif isinstance(data, QueueAddData):
+        new_id = str(uuid.uuid4())
+        context["track"] = await rooms.upsert_track(data.track.spec())
+    elif isinstance(data, UserRefData):
+        context["target_role"] = await rooms.role_of(room_id, data.user_id) or "member"
+    elif isinstance(data, SessionStartData):
+        new_id = str(uuid.uuid4())
     missing = [m for m in wanted if str(m) not in actor.state.messages]
     if missing:
         context["messages"] = await rooms.messages_by_id(room_id, missing)
