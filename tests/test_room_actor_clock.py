@@ -1,0 +1,104 @@
+"""The room actor's playback clock under trio's MockClock: a whole evening of tracks in milliseconds.
+
+The actor runs for real (its inbox, publisher and deadlines); the journal port is
+an in-memory one that commits at once, and sockets are in-memory subscribers.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import trio
+
+from actors.commands import Join, Op
+from actors.room_actor import ActorConfig, Request, RoomActor
+from actors.room_state import RoomInfo, RoomState
+from protocol.codec import Encoding
+from protocol.events import Event
+from protocol.ops import parse_op_data
+
+
+class CommittedTicket:
+    settled = True
+
+    async def wait(self) -> None:
+        return None
+
+
+class MemoryJournal:
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    def submit(self, room_id: str, events: list[Event], snapshot: Any = None) -> CommittedTicket:
+        self.events.extend(events)
+        return CommittedTicket()
+
+
+class Inbox:
+    """A subscriber that decodes every frame it is sent."""
+
+    encoding = Encoding.JSON
+
+    def __init__(self, conn_id: int) -> None:
+        self.conn_id = conn_id
+        self.messages: list[dict[str, Any]] = []
+        self.closed: tuple[int, str] | None = None
+
+    def send_frame(self, frame: bytes) -> None:
+        length = frame[1] & 0x7F
+        offset = 2 + (2 if length == 126 else 8 if length == 127 else 0)
+        self.messages.append(json.loads(frame[offset:]))
+
+    def close(self, code: int, reason: str = "") -> None:
+        self.closed = (code, reason)
+
+
+def op(conn: int, name: str, data: dict[str, Any], n: int, **context: Any) -> Request:
+    return Request(Op(conn, name, parse_op_data(name, data), str(uuid.UUID(int=n)), context), ref=n)
+
+
+async def test_an_evening_of_tracks_plays_by_the_clock(autojump_clock: trio.testing.MockClock) -> None:
+    journal = MemoryJournal()
+    state = RoomState(RoomInfo("r", "r", "Room", "public", "public", "owner"))
+    actor = RoomActor("r", state, journal, ActorConfig(idle_s=60))
+    owner, ana, ben = Inbox(1), Inbox(2), Inbox(3)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(actor.run)
+        for conn, user, role in ((owner, "owner", "owner"), (ana, "ana", "member"), (ben, "ben", "member")):
+            await actor.send(Request(Join(conn.conn_id, user, user, role), conn=conn))
+        await actor.send(op(1, "session.start", {"mode": "fan"}, 1))
+        await actor.send(op(2, "dj.join", {}, 2))
+        await actor.send(op(3, "dj.join", {}, 3))
+        n = 10
+        for dj in (2, 3):
+            for _ in range(20):  # 20 four-minute tracks each: 40 tracks, 160 minutes
+                n += 1
+                t = {
+                    "provider": "spotify",
+                    "provider_id": f"{n:022d}",
+                    "title": f"T{n}",
+                    "artist": "A",
+                    "duration_ms": 240_000,
+                }
+                await actor.send(
+                    op(dj, "queue.add", {"track": t}, n, track={**t, "id": f"t{n}", "artwork_url": None})
+                )
+        started_at = trio.current_time()
+        with trio.fail_after(4 * 3600):  # virtual time
+            while sum(1 for e in journal.events if e.name == "track.ended") < 40:
+                await trio.sleep(60)
+        assert 160 * 60 <= trio.current_time() - started_at < 170 * 60
+        nursery.cancel_scope.cancel()
+    started = [e for e in journal.events if e.name == "track.started"]
+    assert len(started) == 40
+    assert [s.data["dj_id"] for s in started] == ["ana", "ben"] * 20  # turns alternate
+    for prev, nxt in zip(started, started[1:], strict=False):
+        assert nxt.data["started_at"] == prev.data["ends_at"]  # back to back, on the clock
+    seqs = [e.seq for e in journal.events]
+    assert seqs == list(range(1, len(seqs) + 1))
+    # every socket saw every durable event, in order, after its welcome
+    for inbox in (owner, ana, ben):
+        seen = [m["seq"] for m in inbox.messages if m.get("type") == "event" and "seq" in m]
+        assert seen == [s for s in seqs if s > inbox.messages[0]["data"]["seq"]]
