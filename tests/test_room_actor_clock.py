@@ -6,6 +6,7 @@ an in-memory one that commits at once, and sockets are in-memory subscribers.
 
 from __future__ import annotations
 
+import itertools
 import json
 import uuid
 from typing import Any
@@ -94,7 +95,7 @@ async def test_an_evening_of_tracks_plays_by_the_clock(autojump_clock: trio.test
     started = [e for e in journal.events if e.name == "track.started"]
     assert len(started) == 40
     assert [s.data["dj_id"] for s in started] == ["ana", "ben"] * 20  # turns alternate
-    for prev, nxt in zip(started, started[1:], strict=False):
+    for prev, nxt in itertools.pairwise(started):
         assert nxt.data["started_at"] == prev.data["ends_at"]  # back to back, on the clock
     seqs = [e.seq for e in journal.events]
     assert seqs == list(range(1, len(seqs) + 1))
