@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from protocol.codec import Encoding
@@ -27,6 +28,14 @@ class Ticket(Protocol):
 
     async def wait(self) -> None:
         """Return when committed; raise if the commit failed."""
+
+    def results_for(self, room_id: str, seq: int) -> list[Any]:
+        """Progress objects (user_id, points, reasons, total, level, level_ups, credits_awarded)."""
+        ...
+
+
+# Sends a private message to every open socket of a user, in every room.
+Notify = Callable[[str, dict[str, Any]], None]
 
 
 class Journal(Protocol):

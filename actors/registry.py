@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 
 import trio
 
-from actors.ports import Journal, Seed
+from actors.ports import Journal, Notify, Seed
 from actors.room_actor import CLOSE_INTERNAL, ActorConfig, RoomActor, _Shutdown, state_from_seed
 
 log = logging.getLogger("seda.rooms")
@@ -25,6 +25,7 @@ class RoomRegistry:
         config: ActorConfig,
         *,
         on_change: Callable[[int], None] | None = None,
+        notify: Notify | None = None,
     ) -> None:
         self._nursery = nursery
         self._journal = journal
@@ -33,6 +34,7 @@ class RoomRegistry:
         self._actors: dict[str, RoomActor] = {}
         self._starting: dict[str, trio.Event] = {}
         self._on_change = on_change
+        self._notify = notify
         self.closing = False
 
     def running(self, room_id: str) -> RoomActor | None:
@@ -67,7 +69,9 @@ class RoomRegistry:
             if seed is None:
                 return None
             tail = seed.events[-self.config.ring_size :]
-            actor = RoomActor(room_id, state_from_seed(seed), self._journal, self.config, recent=tail)
+            actor = RoomActor(
+                room_id, state_from_seed(seed), self._journal, self.config, recent=tail, notify=self._notify
+            )
             await self._nursery.start(self._supervise, actor)
             self._actors[room_id] = actor
             self._changed()

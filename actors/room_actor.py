@@ -21,7 +21,7 @@ from typing import Any
 import trio
 
 from actors.commands import Command, Join, Leave, Op, Tick
-from actors.ports import Journal, Seed, Subscriber, Ticket
+from actors.ports import Journal, Notify, Seed, Subscriber, Ticket
 from actors.ratelimit import RateLimiter
 from actors.room_rules import decide, welcome_data
 from actors.room_state import INTERNAL_EVENTS, RoomInfo, RoomState
@@ -99,6 +99,10 @@ def state_from_seed(seed: Seed) -> RoomState:
     return state
 
 
+def private_event(name: str, at: int, data: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "event", "name": name, "at": at, "data": data}
+
+
 def reply_message(ref: int | None, data: dict[str, Any]) -> dict[str, Any]:
     return {"type": "reply", "ref": ref, "ok": True, "data": data}
 
@@ -117,6 +121,7 @@ class RoomActor:
         *,
         recent: list[Event] | None = None,
         clock: Callable[[], int] | None = None,
+        notify: Notify | None = None,
     ) -> None:
         self.room_id = room_id
         self.state = state
@@ -129,6 +134,7 @@ class RoomActor:
         self._limits = RateLimiter(config.chat_rate, config.chat_rate_window_s, config.ops_per_second)
         self._snapshot_seq = state.seq
         self._epoch_ms = (clock or wall_ms)() - int(trio.current_time() * 1000)
+        self._notify = notify
         self._tallies: dict[str, Event] = {}
         self._tally_next = -math.inf
         self.subscribers: dict[int, Subscriber] = {}
@@ -320,6 +326,8 @@ class RoomActor:
             if outcome.ticket is not None:
                 await outcome.ticket.wait()  # a failed commit crashes the actor: nothing was shown
             self._show(outcome)
+            if outcome.ticket is not None and self._notify is not None:
+                self._tell_progress(outcome)
             if outcome.done is not None:
                 outcome.done.set()
 
@@ -338,6 +346,33 @@ class RoomActor:
             conn.send_frame(encode_frame(message, conn.encoding))
         for conn, code, reason in outcome.closes:
             conn.close(code, reason)
+
+    def _tell_progress(self, outcome: _Outcome) -> None:
+        """``points.awarded`` and ``level.up`` to the user's sockets in every room, after commit."""
+        assert outcome.ticket is not None and self._notify is not None
+        for event in outcome.events:
+            if event.seq is None or not event.meta.get("awards"):
+                continue
+            for progress in outcome.ticket.results_for(self.room_id, event.seq):
+                at = event.at
+                self._notify(
+                    progress.user_id,
+                    private_event(
+                        "points.awarded",
+                        at,
+                        {
+                            "points": progress.points,
+                            "reason": "+".join(progress.reasons),
+                            "total": progress.total,
+                            "level": progress.level,
+                        },
+                    ),
+                )
+                for level in progress.level_ups:
+                    self._notify(
+                        progress.user_id,
+                        private_event("level.up", at, {"level": level, "credits_awarded": level}),
+                    )
 
     def broadcast(self, message: dict[str, Any], *, exclude: int | None = None) -> None:
         """Encode once per encoding, frame once, write the same bytes to every socket."""

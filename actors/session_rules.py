@@ -33,6 +33,9 @@ from protocol.errors import (
 from protocol.ops import ItemRefData, QueueAddData, SessionStartData, UserRefData, VoteData
 
 MOD_ROLES = frozenset({"owner", "moderator"})
+TRACK_PLAYED_POINTS = 10
+UPVOTE_POINTS = 2
+DOWNVOTE_POINTS = -1
 
 
 def is_mod(conn: Connection) -> bool:
@@ -266,8 +269,28 @@ def listeners(state: RoomState, exclude: str | None) -> int:
     return sum(1 for uid in state.presence if uid != exclude)
 
 
+def track_awards(playing: NowPlaying, reason: str) -> list[list[Any]]:
+    """Points a finished track earns its DJ (PRODUCT.md), as ledger rows
+    ``[user, event_type, points, source_id, voter]``. Votes count as they finally stand,
+    so a flip from up to down is worth -1, never +2 and -1."""
+    dj, item_id = playing.dj_id, playing.item.item_id
+    awards: list[list[Any]] = []
+    if reason == "completed":
+        awards.append([dj, "track_played", TRACK_PLAYED_POINTS, item_id, ""])
+    for voter, value in sorted(playing.item.votes.items()):
+        if value == "up":
+            awards.append([dj, "upvote_received", UPVOTE_POINTS, item_id, voter])
+        elif value == "down":
+            awards.append([dj, "downvote_received", DOWNVOTE_POINTS, item_id, voter])
+    return awards
+
+
 def _end_track(b: EventBuilder, playing: NowPlaying, reason: str) -> None:
-    b.durable("track.ended", {"item_id": playing.item.item_id, "reason": reason, "votes": playing.votes()})
+    b.durable(
+        "track.ended",
+        {"item_id": playing.item.item_id, "reason": reason, "votes": playing.votes()},
+        {"awards": track_awards(playing, reason)},
+    )
 
 
 def settle_step(b: EventBuilder) -> None:

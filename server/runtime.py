@@ -21,6 +21,7 @@ from server.config import Settings
 from server.context import AppContext
 from server.http.app import create_app
 from server.live.gateway import GatewayLimits, LiveGateway
+from server.live.user_sockets import UserSockets
 from storage.database import Database, open_database
 from storage.embedded import EmbeddedPostgres, lock_data_dir
 from storage.journal import JournalWriter
@@ -100,12 +101,14 @@ async def run_services(
     async with trio.open_nursery() as journal_nursery:
         await journal_nursery.start(journal.run)
         async with trio.open_nursery() as rooms_nursery:
+            user_sockets = UserSockets()
             registry = RoomRegistry(
                 rooms_nursery,
                 journal,
                 lambda room_id: ctx.rooms.load_seed(uuid.UUID(room_id)),
                 ctx.actor_config(),
                 on_change=ctx.metrics.live_rooms.set,
+                notify=user_sockets.notify,
             )
             ctx.registry = registry
             gateway = LiveGateway(
@@ -113,6 +116,7 @@ async def run_services(
                 users=ctx.users,
                 rooms=ctx.rooms,
                 registry=registry,
+                user_sockets=user_sockets,
                 metrics=ctx.metrics,
                 limits=GatewayLimits(
                     max_frame_bytes=settings.max_frame_bytes,

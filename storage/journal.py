@@ -23,6 +23,7 @@ import trio
 
 from protocol.events import Event
 from storage.database import aio, connect_one
+from storage.progression import Award, Progress, apply_awards
 
 log = logging.getLogger("seda.journal")
 
@@ -41,11 +42,16 @@ class JournalClosed(RuntimeError):
 class Ticket:
     """Settled once the batch holding a submission commits or fails."""
 
-    __slots__ = ("_done", "error")
+    __slots__ = ("_done", "error", "results")
 
     def __init__(self) -> None:
         self._done = trio.Event()
         self.error: BaseException | None = None
+        self.results: dict[tuple[str, int], list[Progress]] = {}
+
+    def results_for(self, room_id: str, seq: int) -> list[Progress]:
+        """What the event's point awards changed, per user (empty if nothing new was awarded)."""
+        return self.results.get((room_id, seq), [])
 
     @property
     def settled(self) -> bool:
@@ -85,6 +91,9 @@ def _rows(batch: _Batch) -> dict[str, list[tuple[Any, ...]]]:
         "pins": [],
         "pinned_tracks": [],
         "snapshots": [],
+        "awards": [],
+        "sessions_started": [],
+        "sessions_ended": [],
     }
     reactions: OrderedDict[tuple[str, str, str], tuple[bool, int]] = OrderedDict()
     pins: dict[str, list[str]] = {}
@@ -119,6 +128,14 @@ def _rows(batch: _Batch) -> dict[str, list[tuple[Any, ...]]]:
             rows["reaction_clears"].append((d["message_id"],))
         elif e.name == "room.updated":
             pinned_tracks[room_id] = d["room"].get("pinned_track")
+        elif e.name == "session.started":
+            rows["sessions_started"].append(
+                (d["session_id"], room_id, d["mode"], d["host_id"], _ts(d["started_at"]))
+            )
+        elif e.name == "session.ended":
+            rows["sessions_ended"].append((d["session_id"], _ts(e.at), d["reason"]))
+        if e.meta.get("awards"):
+            rows["awards"].append((room_id, e.seq, e.meta["awards"], _ts(e.at)))
         if "pinned_message_ids" in e.meta:
             pins[room_id] = e.meta["pinned_message_ids"]
     for (message_id, user_id, emoji), (added, at) in reactions.items():
@@ -127,6 +144,7 @@ def _rows(batch: _Batch) -> dict[str, list[tuple[Any, ...]]]:
         else:
             rows["reaction_removes"].append((message_id, user_id, emoji))
     rows["pins"] = [(room_id, ids) for room_id, ids in pins.items()]
+    # awards are applied by apply_awards, not by a statement of _STATEMENTS
     rows["pinned_tracks"] = [
         (room_id, json.dumps(track) if track is not None else None)
         for room_id, track in pinned_tracks.items()
@@ -167,6 +185,13 @@ _STATEMENTS: dict[str, str] = {
                         ON CONFLICT DO NOTHING""",
     "pinned_tracks": """UPDATE rooms r SET pinned_track = x.t::jsonb, updated_at = now()
                         FROM unnest($1::uuid[], $2::text[]) AS x(i, t) WHERE r.id = x.i""",
+    "sessions_started": """INSERT INTO dj_sessions (id, room_id, mode, started_by, started_at)
+                           SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::uuid[],
+                                                $5::timestamptz[])
+                           ON CONFLICT (id) DO NOTHING""",
+    "sessions_ended": """UPDATE dj_sessions s SET ended_at = x.a, end_reason = x.r
+                         FROM unnest($1::uuid[], $2::timestamptz[], $3::text[]) AS x(i, a, r)
+                         WHERE s.id = x.i""",
     "snapshots": """INSERT INTO room_snapshots (room_id, seq, state)
                     SELECT r, s, st::jsonb FROM unnest($1::uuid[], $2::bigint[], $3::text[]) AS x(r, s, st)
                     ON CONFLICT (room_id) DO UPDATE
@@ -182,16 +207,23 @@ _ORDER = (
     "reaction_removes",
     "reaction_adds",
     "pinned_tracks",
+    "sessions_started",
+    "sessions_ended",
     "snapshots",
 )
 
 
-async def _write(conn: asyncpg.Connection, rows: dict[str, list[tuple[Any, ...]]]) -> None:
+async def _write(
+    conn: asyncpg.Connection, rows: dict[str, list[tuple[Any, ...]]]
+) -> dict[tuple[str, int], list[Progress]]:
     """Write one batch in one transaction (runs on the asyncio side: one bridge crossing)."""
+    results: dict[tuple[str, int], list[Progress]] = {}
     async with conn.transaction():
         for kind in _ORDER:
             if rows[kind]:
                 await conn.execute(_STATEMENTS[kind], *_columns(rows[kind]))
+        for room_id, seq, awards, at in rows["awards"]:
+            results[(room_id, seq)] = await apply_awards(conn, [Award(*a) for a in awards], room_id, at)
         if rows["pins"]:
             # uuid[][] of ragged lengths cannot be unnested, so pins go one room at a time.
             for room_id, ids in rows["pins"]:
@@ -200,6 +232,7 @@ async def _write(conn: asyncpg.Connection, rows: dict[str, list[tuple[Any, ...]]
                     room_id,
                     ids,
                 )
+    return results
 
 
 class JournalWriter:
@@ -246,7 +279,7 @@ class JournalWriter:
                 try:
                     rows = _rows(batch)
                     with trio.CancelScope(shield=True):
-                        await aio(_write, conn, rows)
+                        results = await aio(_write, conn, rows)
                 except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, ValueError, TypeError) as exc:
                     log.warning("journal batch of %d events failed: %s", len(batch.events), exc)
                     for ticket in batch.tickets:
@@ -256,6 +289,7 @@ class JournalWriter:
                     continue
                 backoff = 0.05
                 for ticket in batch.tickets:
+                    ticket.results = results
                     ticket._settle(None)
                 if self._on_commit is not None:
                     self._on_commit(1, len(batch.events))

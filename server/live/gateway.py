@@ -19,6 +19,7 @@ from protocol.errors import BadRequest, Forbidden, NotFound, ProtocolError, Unau
 from server.auth import Principal, TokenIssuer
 from server.live.connection import LiveConnection, next_conn_id
 from server.live.outbox import OutboxStream
+from server.live.user_sockets import UserSockets
 from server.metrics import Metrics
 from storage.rooms import Rooms, is_private
 from storage.users import Users
@@ -69,6 +70,7 @@ class LiveGateway:
         users: Users,
         rooms: Rooms,
         registry: RoomRegistry,
+        user_sockets: UserSockets,
         metrics: Metrics,
         limits: GatewayLimits,
     ) -> None:
@@ -76,6 +78,7 @@ class LiveGateway:
         self._users = users
         self._rooms = rooms
         self._registry = registry
+        self._user_sockets = user_sockets
         self._metrics = metrics
         self._limits = limits
         self._accepting = True
@@ -155,7 +158,13 @@ class LiveGateway:
                 with trio.move_on_after(HANDSHAKE_TIMEOUT_S):
                     await ws.aclose(1001 if self._registry.closing else 1011, "room unavailable, reconnect")
                 return
-            await conn.serve(actor)
+            if admission.user_id is not None:
+                self._user_sockets.add(admission.user_id, conn)
+            try:
+                await conn.serve(actor)
+            finally:
+                if admission.user_id is not None:
+                    self._user_sockets.remove(admission.user_id, conn)
         finally:
             self._metrics.live_connections.dec()
 

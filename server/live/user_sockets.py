@@ -1,0 +1,32 @@
+"""Every open socket of each user, across rooms: where private events go."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from actors.ports import Subscriber
+from protocol.codec import Encoding, encode_frame
+
+
+class UserSockets:
+    def __init__(self) -> None:
+        self._by_user: dict[str, dict[int, Subscriber]] = {}
+
+    def add(self, user_id: str, conn: Subscriber) -> None:
+        self._by_user.setdefault(user_id, {})[conn.conn_id] = conn
+
+    def remove(self, user_id: str, conn: Subscriber) -> None:
+        conns = self._by_user.get(user_id)
+        if conns is not None:
+            conns.pop(conn.conn_id, None)
+            if not conns:
+                del self._by_user[user_id]
+
+    def notify(self, user_id: str, message: dict[str, Any]) -> None:
+        """Send ``message`` to each of the user's sockets (encoded once per encoding)."""
+        frames: dict[Encoding, bytes] = {}
+        for conn in self._by_user.get(user_id, {}).values():
+            frame = frames.get(conn.encoding)
+            if frame is None:
+                frame = frames[conn.encoding] = encode_frame(message, conn.encoding)
+            conn.send_frame(frame)
