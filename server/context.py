@@ -10,6 +10,7 @@ from server.auth import TokenIssuer
 from server.config import Settings
 from server.metrics import Metrics
 from storage.database import Database
+from storage.progression import Progression
 from storage.rooms import Rooms
 from storage.users import Users
 
@@ -22,6 +23,7 @@ class AppContext:
     metrics: Metrics
     users: Users
     rooms: Rooms
+    progression: Progression
     registry: RoomRegistry | None = None  # set while the live side runs
 
     @classmethod
@@ -33,6 +35,7 @@ class AppContext:
             metrics=Metrics(),
             users=Users(db),
             rooms=Rooms(db),
+            progression=Progression(db),
         )
 
     def actor_config(self) -> ActorConfig:

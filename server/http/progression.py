@@ -1,0 +1,66 @@
+"""Progression over REST: my points, anyone's level, credits and Premium."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from quart import Blueprint
+from quart_schema import validate_querystring, validate_request, validate_response
+
+from protocol.errors import BadRequest, NotFound
+from protocol.progression import CreditsOut, PointPage, ProgressionOut, RedeemBody, RedeemOut
+from server.http.pagination import PageQuery, decode_cursor, page
+from server.http.principal import app_context, require_principal
+
+blueprint = Blueprint("progression", __name__, url_prefix="/api/v1/progression")
+
+
+@blueprint.get("/me")
+@validate_response(ProgressionOut, 200)
+async def my_progression() -> dict[str, Any]:
+    return await app_context().progression.get(require_principal().user_id)
+
+
+@blueprint.get("/me/points")
+@validate_querystring(PageQuery)
+@validate_response(PointPage, 200)
+async def my_points(query_args: PageQuery) -> dict[str, Any]:
+    """The point ledger, newest first."""
+    user_id = require_principal().user_id
+    key = decode_cursor(query_args.cursor, 1)
+    before = None
+    if key is not None:
+        if not isinstance(key[0], int):
+            raise BadRequest("cursor is not one this API issued", field="cursor")
+        before = key[0]
+    rows = await app_context().progression.points_page(user_id, query_args.limit, before)
+    items, next_cursor = page(rows, query_args.limit, lambda r: (r["id"],))
+    return {"items": items, "next_cursor": next_cursor}
+
+
+@blueprint.get("/me/credits")
+@validate_response(CreditsOut, 200)
+async def my_credits() -> dict[str, Any]:
+    return await app_context().progression.credits(require_principal().user_id)
+
+
+@blueprint.post("/credits/redeem")
+@validate_request(RedeemBody)
+@validate_response(RedeemOut, 200)
+async def redeem(data: RedeemBody) -> dict[str, Any]:
+    """100 credits buy a month of Premium; 409 (naming ``months``) when the balance is short."""
+    return await app_context().progression.redeem(require_principal().user_id, data.months)
+
+
+@blueprint.get("/<user_id>")
+@validate_response(ProgressionOut, 200)
+async def user_progression(user_id: str) -> dict[str, Any]:
+    require_principal()
+    try:
+        uid = uuid.UUID(user_id)
+    except ValueError:
+        raise NotFound("no such user", field="user_id") from None
+    if await app_context().users.get(uid) is None:
+        raise NotFound("no such user", field="user_id")
+    return await app_context().progression.get(uid)
