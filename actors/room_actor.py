@@ -21,6 +21,7 @@ from typing import Any
 import trio
 
 from actors.commands import Command, Join, Leave, Op, Tick
+from actors.moderation_rules import CLOSE_KICKED
 from actors.ports import Journal, Notify, Seed, Subscriber, Ticket
 from actors.ratelimit import RateLimiter
 from actors.room_rules import decide, welcome_data
@@ -341,6 +342,8 @@ class RoomActor:
             self.subscribers.pop(outcome.unsubscribe, None)
         for event in outcome.events:
             self.broadcast(event.wire(), exclude=outcome.exclude)
+            if event.name in ("user.kicked", "user.banned"):
+                self._close_user(event.data["user_id"], CLOSE_KICKED, event.name.removeprefix("user."))
         if outcome.reply is not None:
             conn, message = outcome.reply
             conn.send_frame(encode_frame(message, conn.encoding))
@@ -384,6 +387,12 @@ class RoomActor:
             if frame is None:
                 frame = frames[conn.encoding] = encode_frame(message, conn.encoding)
             conn.send_frame(frame)
+
+    def _close_user(self, user_id: str, code: int, reason: str) -> None:
+        for conn_id, conn in list(self.subscribers.items()):
+            seen = self.state.connections.get(conn_id)
+            if seen is not None and seen.user_id == user_id:
+                conn.close(code, reason)
 
     def close_all(self, code: int, reason: str) -> None:
         for conn in list(self.subscribers.values()):

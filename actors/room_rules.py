@@ -11,6 +11,7 @@ from typing import Any
 
 from actors.commands import Command, Join, Leave, Op, Tick
 from actors.decision import Decision, EventBuilder
+from actors.moderation_rules import MODERATION_OPS
 from actors.room_state import MAX_PINNED, Connection, Message, RoomState
 from actors.session_rules import SESSION_OPS, is_mod, settle_step
 from protocol.errors import Conflict, Forbidden, Muted, NotFound, Unauthorized
@@ -133,6 +134,8 @@ def _chat_delete(b: EventBuilder, conn: Connection, command: Op) -> None:
     message, adopt = _find_message(b, command, str(data.message_id))
     if message.user_id != conn.user_id and not is_mod(conn):
         raise Forbidden("only the author or a moderator may delete a message")
+    if message.user_id == b.state.room.owner_id and conn.user_id != message.user_id and not conn.is_admin:
+        raise Forbidden("moderators cannot act on the room's owner")
     meta = _with_adopt(adopt)
     if message.id in b.state.pinned_message_ids:
         meta["pinned_message_ids"] = [m for m in b.state.pinned_message_ids if m != message.id]
@@ -209,6 +212,7 @@ _OPS = {
     "chat.unpin": _chat_unpin,
     "room.pin_track": _room_pin_track,
     **SESSION_OPS,
+    **MODERATION_OPS,
 }
 
 

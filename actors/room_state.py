@@ -201,7 +201,10 @@ class RoomState:
     def _kept_ids(self) -> list[str]:
         ids = list(self.recent)
         seen = set(ids)
-        ids.extend(m for m in self.touched if m not in seen)
+        for m in [*self.touched, *self.pinned_message_ids]:
+            if m not in seen and m in self.messages:
+                seen.add(m)
+                ids.append(m)
         return ids
 
     @classmethod
@@ -249,7 +252,11 @@ class RoomState:
             self._forget_if_unused(old)
 
     def _forget_if_unused(self, message_id: str) -> None:
-        if message_id not in self.touched and message_id not in self.recent:
+        if (
+            message_id not in self.touched
+            and message_id not in self.recent
+            and message_id not in self.pinned_message_ids
+        ):
             self.messages.pop(message_id, None)
 
 
@@ -328,6 +335,14 @@ def _apply_room_deleted(state: RoomState, event: Event) -> None:
     state.deleted = True
 
 
+def _apply_muted(state: RoomState, event: Event) -> None:
+    state.mutes[event.data["user_id"]] = event.data["until"]
+
+
+def _apply_unmuted(state: RoomState, event: Event) -> None:
+    state.mutes.pop(event.data["user_id"], None)
+
+
 def _apply_socket_open(state: RoomState, event: Event) -> None:
     d = event.data
     state.connections[d["conn_id"]] = Connection(
@@ -363,6 +378,8 @@ _APPLY = {
     "chat.unpinned": _apply_unpinned,
     "room.updated": _apply_room_updated,
     "room.deleted": _apply_room_deleted,
+    "user.muted": _apply_muted,
+    "user.unmuted": _apply_unmuted,
     "socket.open": _apply_socket_open,
     "socket.close": _apply_socket_close,
     **SESSION_APPLY,

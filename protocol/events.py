@@ -26,6 +26,7 @@ DURABLE_EVENTS = frozenset(
         "user.unmuted",
         "user.kicked",
         "user.banned",
+        "user.unbanned",
     }
 )
 

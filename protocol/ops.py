@@ -59,7 +59,7 @@ class NoData(_OpData):
 
 
 class ChatSendData(_OpData):
-    text: StrictStr = Field(max_length=8000)
+    text: StrictStr  # bounded by the 64 KiB frame; 1-2000 characters after trimming (below)
     reply_to: MessageId | None = None
     track: TrackInput | None = None
     nonce: StrictStr | None = Field(default=None, min_length=1, max_length=64)
@@ -108,6 +108,22 @@ class UserRefData(_OpData):
     user_id: MessageId
 
 
+class MuteData(_OpData):
+    user_id: MessageId
+    seconds: int = Field(ge=1, le=604_800)
+
+
+class KickData(_OpData):
+    user_id: MessageId
+    reason: StrictStr | None = Field(default=None, max_length=500)
+
+
+class BanData(_OpData):
+    user_id: MessageId
+    seconds: int | None = Field(default=None, ge=1, le=10 * 365 * 86_400)
+    reason: StrictStr | None = Field(default=None, max_length=500)
+
+
 OP_DATA: dict[str, type[_OpData]] = {
     "ping": NoData,
     "chat.send": ChatSendData,
@@ -128,6 +144,12 @@ OP_DATA: dict[str, type[_OpData]] = {
     "mod.skip": NoData,
     "mod.remove_dj": UserRefData,
     "mod.clear_queue": NoData,
+    "mod.mute": MuteData,
+    "mod.unmute": UserRefData,
+    "mod.kick": KickData,
+    "mod.ban": BanData,
+    "mod.unban": UserRefData,
+    "mod.clear_reactions": MessageRefData,
 }
 
 

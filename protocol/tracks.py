@@ -16,6 +16,22 @@ _SPOTIFY_ID = re.compile(r"^[A-Za-z0-9]{22}$")
 _YOUTUBE_ID = re.compile(r"^[A-Za-z0-9_-]{11}$")
 _DIGITS = re.compile(r"^\d{1,20}$")
 _SLUG = re.compile(r"^[A-Za-z0-9_.-]{1,255}$")
+# Second path segments that are a SoundCloud profile's pages, not a track.
+_SOUNDCLOUD_PROFILE_TABS = frozenset(
+    {
+        "sets",
+        "tracks",
+        "likes",
+        "albums",
+        "reposts",
+        "popular-tracks",
+        "followers",
+        "following",
+        "comments",
+        "spotlight",
+        "playlists",
+    }
+)
 _YOUTUBE_HOSTS = {"youtube.com", "www.youtube.com", "m.youtube.com", "music.youtube.com"}
 
 
@@ -52,7 +68,7 @@ def parse_track_url(url: str) -> tuple[str, str]:
 
     if host in ("music.apple.com", "itunes.apple.com"):
         # /{cc}/album/{slug}/{albumId}?i={trackId} or /{cc}/song/{slug}/{id}
-        if "i" in query and _DIGITS.match(query["i"][0]):
+        if len(segments) >= 2 and segments[1] == "album" and "i" in query and _DIGITS.match(query["i"][0]):
             return "apple_music", query["i"][0]
         if len(segments) >= 3 and segments[1] == "song" and _DIGITS.match(segments[-1]):
             return "apple_music", segments[-1]
@@ -77,7 +93,7 @@ def parse_track_url(url: str) -> tuple[str, str]:
         if (
             len(segments) == 2
             and segments[0] not in reserved
-            and segments[1] not in ("sets", "tracks", "likes", "albums", "reposts")
+            and segments[1] not in _SOUNDCLOUD_PROFILE_TABS
             and all(_SLUG.match(s) for s in segments)
         ):
             return "soundcloud", f"{segments[0].lower()}/{segments[1].lower()}"
@@ -121,6 +137,8 @@ class TrackInput(BaseModel):
 
     @model_validator(mode="after")
     def _resolve(self) -> TrackInput:
+        if not self.title.strip() or not self.artist.strip():
+            raise ValueError("title and artist must not be blank")
         if self.url is not None:
             if self.provider is not None or self.provider_id is not None:
                 raise ValueError("give either url or provider and provider_id, not both")

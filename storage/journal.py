@@ -92,6 +92,9 @@ def _rows(batch: _Batch) -> dict[str, list[tuple[Any, ...]]]:
         "pinned_tracks": [],
         "snapshots": [],
         "awards": [],
+        "bans": [],
+        "unbans": [],
+        "modlog": [],
         "sessions_started": [],
         "sessions_ended": [],
     }
@@ -134,6 +137,25 @@ def _rows(batch: _Batch) -> dict[str, list[tuple[Any, ...]]]:
             )
         elif e.name == "session.ended":
             rows["sessions_ended"].append((d["session_id"], _ts(e.at), d["reason"]))
+        elif e.name == "user.banned":
+            until = _ts(d["until"]) if d["until"] is not None else None
+            rows["bans"].append((room_id, d["user_id"], until, d["reason"], e.meta["modlog"]["actor_id"]))
+        elif e.name == "user.unbanned":
+            rows["unbans"].append((room_id, d["user_id"]))
+        log_entry = e.meta.get("modlog")
+        if log_entry is not None:
+            rows["modlog"].append(
+                (
+                    room_id,
+                    log_entry["actor_id"],
+                    log_entry["action"],
+                    log_entry.get("target_user_id"),
+                    log_entry.get("target_message_id"),
+                    log_entry.get("reason"),
+                    json.dumps(log_entry.get("details", {})),
+                    _ts(e.at),
+                )
+            )
         if e.meta.get("awards"):
             rows["awards"].append((room_id, e.seq, e.meta["awards"], _ts(e.at)))
         if "pinned_message_ids" in e.meta:
@@ -192,6 +214,18 @@ _STATEMENTS: dict[str, str] = {
     "sessions_ended": """UPDATE dj_sessions s SET ended_at = x.a, end_reason = x.r
                          FROM unnest($1::uuid[], $2::timestamptz[], $3::text[]) AS x(i, a, r)
                          WHERE s.id = x.i""",
+    "bans": """INSERT INTO room_bans (room_id, user_id, until, reason, banned_by)
+               SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::text[], $5::uuid[])
+               ON CONFLICT (room_id, user_id) DO UPDATE
+               SET until = excluded.until, reason = excluded.reason, banned_by = excluded.banned_by,
+                   created_at = now()""",
+    "unbans": """DELETE FROM room_bans b USING unnest($1::uuid[], $2::uuid[]) AS x(r, u)
+                 WHERE b.room_id = x.r AND b.user_id = x.u""",
+    "modlog": """INSERT INTO moderation_log (room_id, actor_id, action, target_user_id, target_message_id,
+                                             reason, details, created_at)
+                 SELECT r, a, act, t, m, rs, d::jsonb, c
+                 FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::uuid[], $6::text[],
+                             $7::text[], $8::timestamptz[]) AS x(r, a, act, t, m, rs, d, c)""",
     "snapshots": """INSERT INTO room_snapshots (room_id, seq, state)
                     SELECT r, s, st::jsonb FROM unnest($1::uuid[], $2::bigint[], $3::text[]) AS x(r, s, st)
                     ON CONFLICT (room_id) DO UPDATE
@@ -209,6 +243,9 @@ _ORDER = (
     "pinned_tracks",
     "sessions_started",
     "sessions_ended",
+    "bans",
+    "unbans",
+    "modlog",
     "snapshots",
 )
 

@@ -15,8 +15,11 @@ from pydantic import BaseModel
 
 from actors.room_actor import RoomActor
 from protocol.ops import (
+    BanData,
     ChatSendData,
+    KickData,
     MessageRefData,
+    MuteData,
     PinTrackData,
     QueueAddData,
     ReactData,
@@ -64,7 +67,7 @@ async def prepare(
     elif isinstance(data, QueueAddData):
         new_id = str(uuid.uuid4())
         context["track"] = await rooms.upsert_track(data.track.spec())
-    elif isinstance(data, UserRefData):
+    elif isinstance(data, UserRefData | MuteData | KickData | BanData):
         context["target_role"] = await rooms.role_of(room_id, data.user_id) or "member"
     elif isinstance(data, SessionStartData):
         new_id = str(uuid.uuid4())
