@@ -14,6 +14,7 @@ from actors.room_actor import CLOSE_INTERNAL, ActorConfig, RoomActor, _Shutdown,
 log = logging.getLogger("seda.rooms")
 
 SeedLoader = Callable[[str], Awaitable[Seed | None]]
+RESTART_BACKOFF_S = 1.0
 
 
 class RoomRegistry:
@@ -87,14 +88,26 @@ class RoomRegistry:
         except Exception:
             # One room's failure stays in that room: its sockets close with 1011 and
             # resume with `since` against a fresh actor loaded from Postgres.
-            log.exception("room %s crashed; it restarts from Postgres on next use", actor.room_id)
+            log.exception("room %s crashed; it restarts from Postgres", actor.room_id)
             actor.close_all(CLOSE_INTERNAL, "room restarting")
+            if actor.state.session is not None and not self.closing:
+                # A live session keeps playing with nobody connected: restart it now.
+                self._nursery.start_soon(self._restart_later, actor.room_id)
         finally:
             if self._actors.get(actor.room_id) is actor:
                 del self._actors[actor.room_id]
             actor.accepting = False
             actor.finished.set()
             self._changed()
+
+    async def _restart_later(self, room_id: str) -> None:
+        await trio.sleep(RESTART_BACKOFF_S)  # a room that crashes at once again does not spin
+        await self.get(room_id)
+
+    async def start_all(self, room_ids: list[str]) -> None:
+        """Start rooms that must run with nobody connected (those with a live DJ session)."""
+        for room_id in room_ids:
+            await self.get(room_id)
 
     async def shutdown(self) -> None:
         """Each actor finishes its queue, snapshots and closes its sockets with 1001."""

@@ -111,6 +111,10 @@ async def run_services(
                 notify=user_sockets.notify,
             )
             ctx.registry = registry
+            live_sessions = await ctx.rooms.with_live_sessions()
+            if live_sessions:
+                log.info("resuming %d room(s) with a live DJ session", len(live_sessions))
+                await registry.start_all(live_sessions)
             gateway = LiveGateway(
                 tokens=ctx.tokens,
                 users=ctx.users,

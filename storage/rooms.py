@@ -231,6 +231,14 @@ class Rooms:
     async def load_seed(self, room_id: uuid.UUID) -> RoomSeed | None:
         return await self._db.run(_load_seed, room_id)
 
+    async def with_live_sessions(self) -> list[str]:
+        """Rooms whose DJ session has not ended: their actors run even with nobody connected."""
+        rows = await self._db.fetch(
+            """SELECT s.room_id FROM dj_sessions s JOIN rooms r ON r.id = s.room_id
+               WHERE s.ended_at IS NULL AND r.deleted_at IS NULL"""
+        )
+        return [str(r["room_id"]) for r in rows]
+
     async def events_after(self, room_id: uuid.UUID, since: int, limit: int) -> list[Event]:
         rows = await self._db.fetch(
             """SELECT seq, name, payload, at FROM room_events WHERE room_id = $1 AND seq > $2
