@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from actors.room_state import Connection
+
 
 @dataclass(frozen=True, slots=True)
 class Join:
@@ -40,6 +42,7 @@ class Op:
     data: BaseModel
     new_id: str = ""
     context: dict[str, Any] = field(default_factory=dict)
+    caller: Connection | None = None  # a REST caller, who has no socket in the room
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,6 +42,23 @@ class RoomRegistry:
         actor = self._actors.get(room_id)
         return actor if actor is not None and actor.accepting else None
 
+    def with_session(self, session_id: str) -> RoomActor | None:
+        """The running room whose live session this is (rooms with sessions always run)."""
+        for actor in self._actors.values():
+            if (
+                actor.accepting
+                and actor.state.session is not None
+                and actor.state.session.session_id == session_id
+            ):
+                return actor
+        return None
+
+    def with_item(self, item_id: str) -> RoomActor | None:
+        for actor in self._actors.values():
+            if actor.accepting and actor.find_item(item_id):
+                return actor
+        return None
+
     def listeners(self, room_id: str) -> int:
         actor = self.running(room_id)
         return actor.listeners if actor is not None else 0

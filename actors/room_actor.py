@@ -59,12 +59,32 @@ class ActorConfig:
     pending_limit: int = 8192  # outcomes decided but not yet shown
 
 
+class Reply:
+    """Where a REST caller waits for its op's reply, given once its events have committed."""
+
+    def __init__(self) -> None:
+        self._done = trio.Event()
+        self._data: dict[str, Any] = {}
+        self._error: ProtocolError | None = None
+
+    def _give(self, data: dict[str, Any] | None, error: ProtocolError | None) -> None:
+        self._data, self._error = data or {}, error
+        self._done.set()
+
+    async def wait(self) -> dict[str, Any]:
+        await self._done.wait()
+        if self._error is not None:
+            raise self._error
+        return self._data
+
+
 @dataclass
 class Request:
-    """One command for the actor, with the socket it came from."""
+    """One command for the actor, with the socket (or REST caller's reply slot) it came from."""
 
     command: Command
     conn: Subscriber | None = None
+    reply: Reply | None = None
     ref: int | None = None
     rate_key: str | None = None
     since: int | None = None  # Join: resume after this seq
@@ -81,6 +101,7 @@ class _Outcome:
     subscribe: tuple[Subscriber, list[dict[str, Any]]] | None = None
     unsubscribe: int | None = None
     reply: tuple[Subscriber, dict[str, Any]] | None = None
+    answer: tuple[Reply, dict[str, Any] | None, ProtocolError | None] | None = None
     closes: list[tuple[Subscriber, int, str]] = field(default_factory=list)
     done: trio.Event | None = None
 
@@ -159,6 +180,11 @@ class RoomActor:
     # ---- the actor -----------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        session = self.state.session
+        if session is not None and not self.state.connections:
+            # Recovered with nobody here: every DJ counts as dropped off from now (60 s to return).
+            for dj in session.djs:
+                session.away_since.setdefault(dj, self.now())
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._publisher)
             task_status.started()
@@ -241,11 +267,15 @@ class RoomActor:
             outcome.unsubscribe = command.conn_id
         elif request.conn is not None and decision.reply is not None and request.ref is not None:
             outcome.reply = (request.conn, reply_message(request.ref, decision.reply))
+        if request.reply is not None:
+            outcome.answer = (request.reply, decision.reply, None)
         await self._out_send.send(outcome)
 
     async def _refuse(self, request: Request, error: ProtocolError) -> None:
         if request.conn is not None:
             await self._out_send.send(_Outcome(reply=(request.conn, error_message(request.ref, error))))
+        if request.reply is not None:
+            await self._out_send.send(_Outcome(answer=(request.reply, None, error)))
 
     def _commit(self, events: list[Event]) -> _Outcome:
         """Apply events and what they make due (track ends and starts), journal the durable ones,
@@ -347,6 +377,9 @@ class RoomActor:
         if outcome.reply is not None:
             conn, message = outcome.reply
             conn.send_frame(encode_frame(message, conn.encoding))
+        if outcome.answer is not None:
+            slot, data, error = outcome.answer
+            slot._give(data, error)
         for conn, code, reason in outcome.closes:
             conn.close(code, reason)
 
@@ -387,6 +420,16 @@ class RoomActor:
             if frame is None:
                 frame = frames[conn.encoding] = encode_frame(message, conn.encoding)
             conn.send_frame(frame)
+
+    def find_item(self, item_id: str) -> bool:
+        """Whether this room's session holds the queue item (queued or playing)."""
+        session = self.state.session
+        if session is None:
+            return False
+        playing = session.now_playing
+        return (playing is not None and playing.item.item_id == item_id) or session.find_item(
+            item_id
+        ) is not None
 
     def _close_user(self, user_id: str, code: int, reason: str) -> None:
         for conn_id, conn in list(self.subscribers.items()):

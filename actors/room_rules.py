@@ -30,7 +30,7 @@ def decide(state: RoomState, command: Command, now: int) -> Decision:
     if isinstance(command, Tick):
         settle_step(b)
         return Decision(b.events)
-    conn = state.connections.get(command.conn_id)
+    conn = command.caller or state.connections.get(command.conn_id)
     if conn is None:
         raise Unauthorized("this socket is not in the room")
     if command.op == "ping":

@@ -212,11 +212,11 @@ def skip_threshold(skip_ratio: float, listeners: int) -> int:
     return max(2, math.ceil(skip_ratio * listeners - 1e-9))
 
 
-def next_turn(session: Session, present: set[str]) -> tuple[QueueItem, str, dict[str, int], list[str]] | None:
+def next_turn(session: Session) -> tuple[QueueItem, str, dict[str, int], list[str]] | None:
     """Fan mode: the next item, its DJ, the new pass counts and who leaves for passing too often.
 
     Turns go round the rotation in join order from the DJ after the last one.
-    A DJ with an empty queue, or away, is passed over; a third pass in a row
+    A DJ with an empty queue, or away (their last socket closed), is passed over; a third pass in a row
     removes them. Nothing is counted when nobody can play.
     """
     order = session.turn_order()
@@ -224,7 +224,7 @@ def next_turn(session: Session, present: set[str]) -> tuple[QueueItem, str, dict
     removed: list[str] = []
     for dj in order:
         queue = session.queues.get(dj, [])
-        if queue and dj in present:
+        if queue and dj not in session.away_since:
             passes[dj] = 0
             return queue[0], dj, passes, removed
         passes[dj] = passes.get(dj, 0) + 1

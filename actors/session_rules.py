@@ -316,7 +316,7 @@ def settle_step(b: EventBuilder) -> None:
     if playing is not None:
         return
     if session.mode == "fan":
-        turn = next_turn(session, set(state.presence))
+        turn = next_turn(session)
         if turn is None:
             return
         item, dj, passes, removed = turn

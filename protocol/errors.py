@@ -119,3 +119,9 @@ class QueueFull(ProtocolError):
 class Internal(ProtocolError):
     code = "internal"
     http_status = 500
+
+
+class ServiceUnavailable(Internal):
+    """Not running right now (starting or shutting down)."""
+
+    http_status = 503

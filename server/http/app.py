@@ -9,7 +9,7 @@ from quart_schema import Info, QuartSchema
 from quart_trio import QuartTrio
 
 from server.context import AppContext
-from server.http import accounts, health, progression, rooms
+from server.http import accounts, dj, health, progression, rooms
 from server.http.errors import install_error_handlers
 
 MAX_BODY_BYTES = 1 << 20
@@ -29,7 +29,13 @@ def create_app(ctx: AppContext) -> QuartTrio:
         security_schemes={"bearer": {"type": "http", "scheme": "bearer", "bearer_format": "JWT"}},
     )
     install_error_handlers(app)
-    for blueprint in (accounts.blueprint, health.blueprint, rooms.blueprint, progression.blueprint):
+    for blueprint in (
+        accounts.blueprint,
+        health.blueprint,
+        rooms.blueprint,
+        progression.blueprint,
+        dj.blueprint,
+    ):
         app.register_blueprint(blueprint)
 
     @app.before_request

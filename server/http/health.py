@@ -7,16 +7,12 @@ from typing import Any
 import trio
 from quart import Blueprint, Response
 
-from protocol.errors import Internal
+from protocol.errors import ServiceUnavailable
 from server.http.principal import app_context
 from server.metrics import CONTENT_TYPE
 from storage.database import ConnectionLost, PostgresError
 
 blueprint = Blueprint("health", __name__)
-
-
-class NotReady(Internal):
-    http_status = 503
 
 
 @blueprint.get("/healthz")
@@ -30,7 +26,7 @@ async def readyz() -> dict[str, Any]:
         with trio.fail_after(2):
             await app_context().db.fetchval("SELECT 1")
     except (trio.TooSlowError, PostgresError, *ConnectionLost):
-        raise NotReady("database unreachable") from None
+        raise ServiceUnavailable("database unreachable") from None
     return {"status": "ready"}
 
 

@@ -1,0 +1,229 @@
+"""DJ sessions over REST (seed section 1).
+
+Every change is an op sent to the same room actor the sockets use, by a caller
+who has no socket; the reply comes once its events have committed, and every
+socket in the room has seen them live.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from pydantic import BaseModel
+from quart import Blueprint, Response
+from quart_schema import validate_request
+
+from actors.commands import Op
+from actors.room_actor import Reply, Request, RoomActor
+from actors.room_state import Connection
+from protocol.dj import QueueAddBody, StartSessionBody, VoteBody
+from protocol.errors import Forbidden, NotFound, ServiceUnavailable
+from protocol.ops import ItemRefData, NoData, QueueAddData, SessionStartData, VoteData
+from server.auth import Principal
+from server.http.principal import app_context, require_principal
+from server.http.rooms import visible_room
+from server.live.prepare import prepare
+from storage.rooms import is_private
+
+blueprint = Blueprint("dj", __name__, url_prefix="/api/v1")
+
+
+def _uuid(raw: str, field: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        raise NotFound(f"no such {field.removesuffix('_id')}", field=field) from None
+
+
+async def _caller(room: dict[str, Any], principal: Principal) -> Connection:
+    """The REST caller as the room sees them; joining a non-private room as a socket would."""
+    ctx = app_context()
+    room_id = uuid.UUID(room["id"])
+    user = await ctx.users.get(principal.user_id)
+    if user is None:
+        raise NotFound("no such user")
+    role = await ctx.rooms.role_of(room_id, user.id)
+    if role is None:
+        if is_private(room) and not principal.is_admin:
+            raise Forbidden("this room is private")
+        role = "member" if is_private(room) else await ctx.rooms.join(room_id, user.id)
+    if await ctx.rooms.is_banned(room_id, user.id):
+        raise Forbidden("you are banned from this room")
+    return Connection(str(user.id), user.username, role, principal.is_admin, principal.role == "artist")
+
+
+async def _actor(room_id: str) -> RoomActor:
+    registry = app_context().registry
+    actor = await registry.get(room_id) if registry is not None else None
+    if actor is None:
+        raise ServiceUnavailable("the live side is not running")
+    return actor
+
+
+async def run_op(room_id: uuid.UUID, op: str, data: BaseModel) -> tuple[RoomActor, dict[str, Any]]:
+    """Send ``op`` to the room's actor as the caller; its reply data once committed."""
+    principal = require_principal()
+    room = await visible_room(room_id, principal)
+    caller = await _caller(room, principal)
+    actor = await _actor(room["id"])
+    new_id, context = await prepare(app_context().rooms, actor, room_id, op, data)
+    reply = Reply()
+    command = Op(0, op, data, new_id, context, caller=caller)
+    await actor.send(Request(command, reply=reply, rate_key=caller.user_id))
+    return actor, await reply.wait()
+
+
+def _session_of(actor: RoomActor) -> dict[str, Any] | None:
+    session = actor.state.session
+    return session.wire() if session is not None else None
+
+
+async def _session_room(session_id: str) -> uuid.UUID:
+    registry = app_context().registry
+    actor = registry.with_session(session_id) if registry is not None else None
+    if actor is not None:
+        return uuid.UUID(actor.room_id)
+    row = await app_context().db.fetchrow(
+        "SELECT room_id FROM dj_sessions WHERE id = $1", _uuid(session_id, "session_id")
+    )
+    if row is None:
+        raise NotFound("no such session", field="session_id")
+    return uuid.UUID(str(row["room_id"]))
+
+
+async def _live_session_room(session_id: str) -> uuid.UUID:
+    room_id = await _session_room(session_id)
+    actor = await _actor(str(room_id))
+    session = actor.state.session
+    if session is None or session.session_id != session_id:
+        raise NotFound("that session has ended", field="session_id")
+    return room_id
+
+
+@blueprint.post("/rooms/<room_id>/dj/start")
+@validate_request(StartSessionBody)
+async def start(room_id: str, data: StartSessionBody) -> tuple[dict[str, Any], int]:
+    actor, reply = await run_op(
+        _uuid(room_id, "room_id"),
+        "session.start",
+        SessionStartData(mode=data.mode, skip_ratio=data.skip_ratio),
+    )
+    return {"session_id": reply["session_id"], "session": _session_of(actor)}, 201
+
+
+@blueprint.post("/rooms/<room_id>/dj/stop")
+async def stop(room_id: str) -> dict[str, Any]:
+    await run_op(_uuid(room_id, "room_id"), "session.stop", NoData())
+    return {}
+
+
+@blueprint.get("/rooms/<room_id>/dj")
+async def current(room_id: str) -> dict[str, Any]:
+    """The room's live session in the shape of the welcome's ``session``; 404 if none."""
+    rid = _uuid(room_id, "room_id")
+    principal = require_principal()
+    await visible_room(rid, principal)
+    session = _session_of(await _actor(str(rid)))
+    if session is None:
+        raise NotFound("no DJ session is running in this room")
+    return session
+
+
+@blueprint.get("/dj/sessions/<session_id>")
+async def session_details(session_id: str) -> dict[str, Any]:
+    require_principal()
+    room_id = await _session_room(session_id)
+    await visible_room(room_id, require_principal())
+    registry = app_context().registry
+    actor = registry.with_session(session_id) if registry is not None else None
+    row = await app_context().db.fetchrow(
+        "SELECT room_id, mode, started_by, started_at, ended_at, end_reason FROM dj_sessions WHERE id = $1",
+        uuid.UUID(session_id),
+    )
+    details: dict[str, Any] = {"session_id": session_id, "room_id": str(room_id), "live": actor is not None}
+    if row is not None:
+        details.update(
+            mode=row["mode"],
+            host_id=str(row["started_by"]),
+            started_at=row["started_at"].isoformat(),
+            ended_at=row["ended_at"].isoformat() if row["ended_at"] else None,
+            end_reason=row["end_reason"],
+        )
+    if actor is not None:
+        details["state"] = _session_of(actor)
+    return details
+
+
+@blueprint.post("/dj/sessions/<session_id>/rotation/join")
+async def rotation_join(session_id: str) -> dict[str, Any]:
+    actor, _ = await run_op(await _live_session_room(session_id), "dj.join", NoData())
+    return _rotation(actor)
+
+
+@blueprint.delete("/dj/sessions/<session_id>/rotation/leave")
+async def rotation_leave(session_id: str) -> dict[str, Any]:
+    actor, _ = await run_op(await _live_session_room(session_id), "dj.leave", NoData())
+    return _rotation(actor)
+
+
+@blueprint.post("/dj/sessions/<session_id>/rotation/advance")
+async def rotation_advance(session_id: str) -> dict[str, Any]:
+    """End the playing track now (a moderator or the playing DJ); the next turn starts."""
+    actor, _ = await run_op(await _live_session_room(session_id), "mod.skip", NoData())
+    session = _session_of(actor)
+    return session if session is not None else {}
+
+
+def _rotation(actor: RoomActor) -> dict[str, Any]:
+    session = actor.state.session
+    return session.rotation_wire() if session is not None else {"djs": [], "active": None}
+
+
+@blueprint.post("/dj/sessions/<session_id>/queue")
+@validate_request(QueueAddBody)
+async def queue_add(session_id: str, data: QueueAddBody) -> tuple[dict[str, Any], int]:
+    actor, reply = await run_op(
+        await _live_session_room(session_id), "queue.add", QueueAddData.model_construct(track=data.track)
+    )
+    return {"item_id": reply["item_id"], "queue": _queue(actor)}, 201
+
+
+@blueprint.get("/dj/sessions/<session_id>/queue")
+async def queue_get(session_id: str) -> dict[str, Any]:
+    room_id = await _live_session_room(session_id)
+    await visible_room(room_id, require_principal())
+    return {"session_id": session_id, "queue": _queue(await _actor(str(room_id)))}
+
+
+@blueprint.delete("/dj/sessions/<session_id>/queue/<item_id>")
+async def queue_remove(session_id: str, item_id: str) -> Response:
+    data = ItemRefData(item_id=_uuid(item_id, "item_id"))
+    await run_op(await _live_session_room(session_id), "queue.remove", data)
+    return Response(status=204)
+
+
+def _queue(actor: RoomActor) -> list[dict[str, Any]]:
+    session = actor.state.session
+    return [item.wire() for item in session.play_order()] if session is not None else []
+
+
+@blueprint.post("/dj/queue/<item_id>/vote")
+@validate_request(VoteBody)
+async def vote(item_id: str, data: VoteBody) -> dict[str, Any]:
+    """Vote up/down/none on a queued or playing item, or ``skip`` the playing one."""
+    item = _uuid(item_id, "item_id")
+    registry = app_context().registry
+    actor = registry.with_item(str(item)) if registry is not None else None
+    if actor is None:
+        raise NotFound("no such queue item", field="item_id")
+    op_data: BaseModel = (
+        ItemRefData(item_id=item) if data.value == "skip" else VoteData(item_id=item, value=data.value)
+    )
+    await run_op(uuid.UUID(actor.room_id), "vote.skip" if data.value == "skip" else "vote", op_data)
+    session = actor.state.session
+    playing = session.now_playing if session is not None else None
+    if playing is not None and playing.item.item_id == str(item):
+        return {"item_id": str(item), **playing.votes()}
+    found = session.find_item(str(item)) if session is not None else None
+    return {"item_id": str(item), **(found[1].tally() if found else {"up": 0, "down": 0}), "skip": 0}
