@@ -2,9 +2,19 @@
 
     python examples/chat_client.py ROOM_ID --token TOKEN [--live ws://127.0.0.1:8765] [--since SEQ]
 
-Type a line to send it; `/react <message_id> fire`, `/delete <message_id>` and
-`/quit` do what they say. Every event and reply is printed as it arrives. It
-reconnects with `since` when the connection drops, so nothing is missed.
+Type a line to send it. Commands (`/help` lists them):
+
+    /react <message_id> <emoji>   /delete <message_id>
+    /start fan|artist|public      /stop        /dj   /undj
+    /queue <track url> <seconds> <title>       /vote <item_id> up|down|none
+    /skip <item_id>               /modskip
+    /mute <user_id> <seconds>     /unmute <user_id>   /kick <user_id>
+    /ban <user_id> [seconds]      /unban <user_id>
+    /op <name> <json data>        (any op of PROTOCOL.md)
+    /quit
+
+Every event and reply is printed as it arrives. It reconnects with `since`
+when the connection drops, so nothing is missed.
 """
 
 from __future__ import annotations
@@ -32,24 +42,72 @@ def show(message: dict[str, Any]) -> int | None:
         d = message["data"]
         if message["name"] == "chat.message":
             print(f"#{message['seq']} [{d['username']}] {d['text']}  ({d['id']})")
+        elif message["name"] == "track.started":
+            track, item_id = d["item"]["track"], d["item"]["item_id"]
+            print(f"#{message['seq']} now playing {track['title']} by {track['artist']} (item {item_id})")
+        elif message["name"] == "points.awarded":
+            print(f"* +{d['points']} points ({d['reason']}): {d['total']} in all, level {d['level']}")
+        elif message["name"] == "level.up":
+            print(f"* LEVEL UP: level {d['level']}, +{d['credits_awarded']} credits")
         else:
             print(f"#{message.get('seq', '-')} {message['name']} {json.dumps(d)}")
         return message.get("seq")
     if kind == "reply" and not message.get("ok"):
         print(f"! {message['error']['code']}: {message['error']['message']}")
+    elif kind == "reply" and message.get("data"):
+        print(f"  ok {json.dumps(message['data'])}")
     return None
 
 
+HELP = __doc__.split("Commands (`/help` lists them):")[1].split("Every event")[0] if __doc__ else ""
+
+
+def _op(name: str, ref: int, **data: Any) -> dict[str, Any]:
+    return {"op": name, "ref": ref, "data": data}
+
+
 def command_for(line: str, ref: int) -> dict[str, Any] | None:
-    words = line.split()
-    if line.startswith("/react") and len(words) == 3:
-        return {"op": "chat.react", "ref": ref, "data": {"message_id": words[1], "emoji": words[2]}}
-    if line.startswith("/delete") and len(words) == 2:
-        return {"op": "chat.delete", "ref": ref, "data": {"message_id": words[1]}}
-    if line.startswith("/"):
-        print("! commands: /react <message_id> <emoji>, /delete <message_id>, /quit")
+    """The message a typed line stands for (chat unless it starts with /)."""
+    if not line.startswith("/"):
+        return _op("chat.send", ref, text=line)
+    name, *args = line.split()
+    simple = {"/stop": "session.stop", "/dj": "dj.join", "/undj": "dj.leave", "/modskip": "mod.skip"}
+    try:
+        if name in simple and not args:
+            return {"op": simple[name], "ref": ref}
+        if name == "/react" and len(args) == 2:
+            return _op("chat.react", ref, message_id=args[0], emoji=args[1])
+        if name == "/delete" and len(args) == 1:
+            return _op("chat.delete", ref, message_id=args[0])
+        if name == "/start" and len(args) == 1:
+            return _op("session.start", ref, mode=args[0])
+        if name == "/queue" and len(args) >= 3:
+            track = {
+                "url": args[0],
+                "duration_ms": int(float(args[1]) * 1000),
+                "title": " ".join(args[2:]),
+                "artist": "unknown",
+            }
+            return _op("queue.add", ref, track=track)
+        if name == "/vote" and len(args) == 2:
+            return _op("vote", ref, item_id=args[0], value=args[1])
+        if name == "/skip" and len(args) == 1:
+            return _op("vote.skip", ref, item_id=args[0])
+        if name == "/mute" and len(args) == 2:
+            return _op("mod.mute", ref, user_id=args[0], seconds=int(args[1]))
+        if name in ("/unmute", "/kick", "/unban") and len(args) == 1:
+            return _op(f"mod.{name[1:]}", ref, user_id=args[0])
+        if name == "/ban" and len(args) in (1, 2):
+            return _op(
+                "mod.ban", ref, user_id=args[0], **({"seconds": int(args[1])} if len(args) == 2 else {})
+            )
+        if name == "/op" and args:
+            return _op(args[0], ref, **(json.loads(" ".join(args[1:])) if len(args) > 1 else {}))
+    except ValueError as exc:
+        print(f"! {exc}")
         return None
-    return {"op": "chat.send", "ref": ref, "data": {"text": line}}
+    print("! commands:" + HELP)
+    return None
 
 
 async def main(room_id: str, token: str | None, live: str, since: int | None) -> None:
