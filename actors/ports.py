@@ -43,6 +43,9 @@ class Journal(Protocol):
         self, room_id: str, events: list[Event], snapshot: tuple[int, dict[str, Any]] | None = None
     ) -> Ticket: ...
 
+    def reopen(self, room_id: str) -> None:
+        """Accept the room's work again after a failed commit (its actor was reloaded)."""
+
 
 class Seed(Protocol):
     """A room as stored: its row, the newest snapshot, and the events after it."""

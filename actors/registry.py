@@ -10,6 +10,7 @@ import trio
 
 from actors.ports import Journal, Notify, Seed
 from actors.room_actor import CLOSE_INTERNAL, ActorConfig, RoomActor, _Shutdown, state_from_seed
+from protocol.errors import ServiceUnavailable
 
 log = logging.getLogger("seda.rooms")
 
@@ -83,13 +84,18 @@ class RoomRegistry:
     async def _start(self, room_id: str) -> RoomActor | None:
         started = self._starting[room_id] = trio.Event()
         try:
-            seed = await self._load_seed(room_id)
-            if seed is None:
-                return None
+            try:
+                seed = await self._load_seed(room_id)
+                if seed is None:
+                    return None
+                state = state_from_seed(seed)
+            except Exception:
+                # A room that cannot be rebuilt fails alone; everything else goes on.
+                log.exception("room %s could not be loaded", room_id)
+                raise ServiceUnavailable("this room cannot be loaded right now") from None
+            self._journal.reopen(room_id)
             tail = seed.events[-self.config.ring_size :]
-            actor = RoomActor(
-                room_id, state_from_seed(seed), self._journal, self.config, recent=tail, notify=self._notify
-            )
+            actor = RoomActor(room_id, state, self._journal, self.config, recent=tail, notify=self._notify)
             await self._nursery.start(self._supervise, actor)
             self._actors[room_id] = actor
             self._changed()
@@ -119,12 +125,14 @@ class RoomRegistry:
 
     async def _restart_later(self, room_id: str) -> None:
         await trio.sleep(RESTART_BACKOFF_S)  # a room that crashes at once again does not spin
-        await self.get(room_id)
+        with contextlib.suppress(ServiceUnavailable):  # logged by _start; the next visitor retries
+            await self.get(room_id)
 
     async def start_all(self, room_ids: list[str]) -> None:
         """Start rooms that must run with nobody connected (those with a live DJ session)."""
         for room_id in room_ids:
-            await self.get(room_id)
+            with contextlib.suppress(ServiceUnavailable):  # one broken room does not stop the rest
+                await self.get(room_id)
 
     async def shutdown(self) -> None:
         """Each actor finishes its queue, snapshots and closes its sockets with 1001."""

@@ -72,6 +72,20 @@ class _Batch:
     events: list[tuple[str, Event]] = field(default_factory=list)
     snapshots: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
     tickets: list[Ticket] = field(default_factory=list)
+    rooms: list[str] = field(default_factory=list)  # the room of each ticket, in order
+
+    def without(self, poisoned: set[str], error: BaseException) -> _Batch:
+        """This batch minus the work of ``poisoned`` rooms, whose tickets fail with ``error``."""
+        kept = _Batch()
+        kept.events = [(r, e) for r, e in self.events if r not in poisoned]
+        kept.snapshots = {r: s for r, s in self.snapshots.items() if r not in poisoned}
+        for room_id, ticket in zip(self.rooms, self.tickets, strict=True):
+            if room_id in poisoned:
+                ticket._settle(error)
+            else:
+                kept.tickets.append(ticket)
+                kept.rooms.append(room_id)
+        return kept
 
 
 def _ts(ms: int) -> datetime:
@@ -279,6 +293,9 @@ class JournalWriter:
         self._wake = trio.Event()
         self._closing = False
         self._on_commit = on_commit
+        # Rooms whose batch failed: what their actors pipelined after it must not be written
+        # (it would follow a seq that never landed). Cleared when the room's actor restarts.
+        self._poisoned: dict[str, BaseException] = {}
 
     def submit(
         self, room_id: str, events: list[Event], snapshot: tuple[int, dict[str, Any]] | None = None
@@ -287,13 +304,22 @@ class JournalWriter:
         if self._closing:
             raise JournalClosed("the journal is closing")
         ticket = Ticket()
+        poisoned = self._poisoned.get(room_id)
+        if poisoned is not None:
+            ticket._settle(poisoned)
+            return ticket
         batch = self._batch
         batch.events.extend((room_id, e) for e in events)
         if snapshot is not None:
             batch.snapshots[room_id] = snapshot
         batch.tickets.append(ticket)
+        batch.rooms.append(room_id)
         self._wake.set()
         return ticket
+
+    def reopen(self, room_id: str) -> None:
+        """A fresh actor for the room was loaded from what committed: take its work again."""
+        self._poisoned.pop(room_id, None)
 
     def close(self) -> None:
         """Take no more submissions; :meth:`run` returns once what it holds has been written."""
@@ -321,6 +347,9 @@ class JournalWriter:
                     log.warning("journal batch of %d events failed: %s", len(batch.events), exc)
                     for ticket in batch.tickets:
                         ticket._settle(exc)
+                    failed_rooms = set(batch.rooms)
+                    self._poisoned.update(dict.fromkeys(failed_rooms, exc))
+                    self._batch = self._batch.without(failed_rooms, exc)
                     conn = await self._reconnect(conn, backoff)
                     backoff = min(backoff * 2, 2.0)
                     continue

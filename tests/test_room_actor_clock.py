@@ -43,6 +43,9 @@ class MemoryJournal:
             self.done.set()
         return CommittedTicket()
 
+    def reopen(self, room_id: str) -> None:
+        return None
+
 
 class Inbox:
     """A subscriber that decodes every frame it is sent."""

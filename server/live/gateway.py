@@ -126,12 +126,12 @@ class LiveGateway:
             return
         try:
             admission = await self._admit(request)
+            actor = await self._registry.get(str(admission.room_id))
         except ProtocolError as error:
             body = json.dumps({"error": error.to_body()}).encode()
             with trio.move_on_after(HANDSHAKE_TIMEOUT_S):
                 await request.reject(error.http_status, body=body)
             return
-        actor = await self._registry.get(str(admission.room_id))
         if actor is None or not self._accepting:
             status = 503 if actor is not None or self._registry.closing else 404
             with trio.move_on_after(HANDSHAKE_TIMEOUT_S):
@@ -185,7 +185,10 @@ class LiveGateway:
             try:
                 await actor.send(Request(join, conn=conn, since=admission.since, stored=stored))
             except (trio.BrokenResourceError, trio.ClosedResourceError):
-                replacement = await self._registry.get(str(admission.room_id))
+                try:
+                    replacement = await self._registry.get(str(admission.room_id))
+                except ProtocolError:
+                    return None
                 if replacement is None:
                     return None
                 actor = replacement
