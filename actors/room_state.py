@@ -323,6 +323,7 @@ def _apply_unpinned(state: RoomState, event: Event) -> None:
     message_id = event.data["message_id"]
     if message_id in state.pinned_message_ids:
         state.pinned_message_ids.remove(message_id)
+    state._forget_if_unused(message_id)
 
 
 def _apply_room_updated(state: RoomState, event: Event) -> None:

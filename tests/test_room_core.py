@@ -1140,8 +1140,7 @@ class Sim:
         assert len(set(pinned)) == len(pinned) <= self.max_pinned
         for m in pinned:
             assert not self.db[m]["deleted"]
-            if not self.tiny_memory:
-                assert m in s.messages and not s.messages[m].deleted
+            assert m in s.messages and not s.messages[m].deleted  # pinned messages stay in memory
         for message in s.messages.values():
             model = self.model[message.id]
             assert message.deleted == model.deleted
@@ -1153,7 +1152,8 @@ class Sim:
         assert s.guests() == sum(1 for u, _, _ in self.conns.values() if u is None)
         assert {c: (x.user_id, x.role, x.is_admin) for c, x in s.connections.items()} == self.conns
         assert s.room.pinned_track == self.pinned_track
-        assert set(s.messages) == set(s.recent) | set(s.touched)  # nothing else is held in memory
+        # nothing else is held in memory (pinned messages stay while pinned)
+        assert set(s.messages) == set(s.recent) | set(s.touched) | set(pinned)
         assert len(s.recent) <= room_state.RECENT_KEEP and len(s.touched) <= room_state.TOUCHED_KEEP
         recent = s.recent_messages()
         assert len(recent) <= WELCOME_MESSAGES
