@@ -282,3 +282,26 @@ def test_replaying_durable_events_rebuilds_the_session() -> None:
     assert RoomState.restore(r.state.snapshot()).snapshot() == r.state.snapshot()
     played = [e.data["item"]["item_id"] for e in r.named("track.started")]
     assert len(played) == len(set(played))
+
+
+def test_points_come_from_final_votes_and_completion() -> None:
+    r = fan_room(ANA)
+    for u in (BEN, CAL, DEE):
+        r.join(u)
+    item = r.add(ANA, 1)
+    r.op(BEN, "vote", {"item_id": item, "value": "up"})
+    r.op(BEN, "vote", {"item_id": item, "value": "down"})  # the flip: -1, never +2 then -1
+    r.op(CAL, "vote", {"item_id": item, "value": "up"})
+    r.op(DEE, "vote", {"item_id": item, "value": "up"})
+    r.op(DEE, "vote", {"item_id": item, "value": "none"})
+    r.advance(180_000)
+    ended = r.named("track.ended")[-1]
+    assert ended.meta["awards"] == [
+        [ANA, "track_played", 10, item, ""],
+        [ANA, "downvote_received", -1, item, BEN],
+        [ANA, "upvote_received", 2, item, CAL],
+    ]
+    skipped_item = r.add(ANA, 2)
+    r.op(OWNER, "mod.skip")
+    skipped = r.named("track.ended")[-1]
+    assert skipped.data["item_id"] == skipped_item and skipped.meta["awards"] == []  # no completion points
