@@ -140,3 +140,21 @@ class Live:
                 client.welcome = await client.recv()
                 assert client.welcome["type"] == "welcome", client.welcome
             yield client
+
+
+async def history(http: httpx.AsyncClient, room_id: str, *, limit: int = 100) -> list[Message]:
+    """Every message of the room over REST, newest first, following the cursor."""
+    items: list[Message] = []
+    cursor: str | None = None
+    for _ in range(10_000):
+        params: dict[str, str | int] = {"limit": limit}
+        if cursor is not None:
+            params["cursor"] = cursor
+        r = await http.get(f"/api/v1/rooms/{room_id}/messages", params=params)
+        assert r.status_code == 200, r.text
+        body = r.json()
+        items.extend(body["items"])
+        cursor = body["next_cursor"]
+        if cursor is None:
+            return items
+    raise AssertionError("the cursor never ended")

@@ -7,9 +7,15 @@ import re
 import signal
 import subprocess
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import trio
+
+# pgserver serializes every cluster's initdb/start/stop behind one machine-wide lock, so in a
+# loaded parallel run a start can queue behind other processes' for a while.
+START_TIMEOUT = 120
 
 _REST = re.compile(r"REST API listening on http://[^:]+:(\d+)")
 _LIVE = re.compile(r"live gateway listening on ws://[^:]+:(\d+)")
@@ -102,3 +108,25 @@ class SedaServer:
         self.process.send_signal(signum)
         with trio.fail_after(timeout):
             return await self.process.wait()
+
+
+@asynccontextmanager
+async def running(data_dir: Path, nursery: trio.Nursery, **env: str) -> AsyncIterator[SedaServer]:
+    """A started server; whatever happens in the test, no server or Postgres is left running."""
+    server = SedaServer(data_dir, **env)
+    try:
+        await server.start(nursery, timeout=START_TIMEOUT)
+        yield server
+    except BaseException:
+        print(f"server log:\n{server.log}")  # shown with the failure
+        raise
+    finally:
+        process = server.process
+        if process is not None and process.returncode != 0:
+            with trio.CancelScope(shield=True):
+                if process.returncode is None:
+                    process.kill()
+                    with trio.move_on_after(10):
+                        await process.wait()
+                # A killed server leaves its embedded Postgres up; a short command adopts and stops it.
+                await run_seda("migrate", env=server.env)

@@ -8,18 +8,15 @@ they resume with ``since``.
 from __future__ import annotations
 
 import signal
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 import trio
 from trio_websocket import ConnectionClosed
 
-from tests.live_client import Client, Live, Message, is_event
-from tests.process import SedaServer, run_seda
+from tests.live_client import Client, Live, Message, history, is_event
+from tests.process import START_TIMEOUT, running
 
 pytestmark = pytest.mark.slow
 
@@ -32,50 +29,6 @@ SERVER_ENV = {
     "SEDA_OPS_PER_SECOND": "100000",
     "SEDA_SNAPSHOT_EVERY": "7",
 }
-
-# pgserver serializes every cluster's initdb/start/stop behind one machine-wide lock, so in a
-# loaded parallel run a start can queue behind other processes' for a while.
-START_TIMEOUT = 120
-
-
-@asynccontextmanager
-async def running(data_dir: Path, nursery: trio.Nursery) -> AsyncIterator[SedaServer]:
-    """A started server; whatever happens in the test, no server or Postgres is left running."""
-    server = SedaServer(data_dir, **SERVER_ENV)
-    try:
-        await server.start(nursery, timeout=START_TIMEOUT)
-        yield server
-    except BaseException:
-        print(f"server log:\n{server.log}")  # shown with the failure
-        raise
-    finally:
-        process = server.process
-        if process is not None and process.returncode != 0:
-            with trio.CancelScope(shield=True):
-                if process.returncode is None:
-                    process.kill()
-                    with trio.move_on_after(10):
-                        await process.wait()
-                # A killed server leaves its embedded Postgres up; a short command adopts and stops it.
-                await run_seda("migrate", env=server.env)
-
-
-async def history(http: httpx.AsyncClient, room_id: str) -> list[dict[str, Any]]:
-    """Every message of the room over REST, following the cursor in small pages."""
-    items: list[dict[str, Any]] = []
-    cursor: str | None = None
-    for _ in range(1000):
-        params: dict[str, str | int] = {"limit": 17}
-        if cursor is not None:
-            params["cursor"] = cursor
-        r = await http.get(f"/api/v1/rooms/{room_id}/messages", params=params)
-        assert r.status_code == 200, r.text
-        body = r.json()
-        items.extend(body["items"])
-        cursor = body["next_cursor"]
-        if cursor is None:
-            return items
-    raise AssertionError("the cursor never ended")
 
 
 async def until_dropped(client: Client, into: list[Message]) -> int:
@@ -90,7 +43,7 @@ async def until_dropped(client: Client, into: list[Message]) -> int:
 
 async def test_sigkill_mid_burst_loses_nothing_acknowledged(tmp_path: Path, nursery: trio.Nursery) -> None:
     data = tmp_path / "data"
-    async with running(data, nursery) as server:
+    async with running(data, nursery, **SERVER_ENV) as server:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.http_port}", timeout=10) as http:
             live = Live(http, server.live_port)
             token_a, _ = await live.user("alice")
@@ -167,7 +120,7 @@ async def test_sigkill_mid_burst_loses_nothing_acknowledged(tmp_path: Path, nurs
         await server.start(nursery, timeout=START_TIMEOUT)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.http_port}", timeout=10) as http:
             live = Live(http, server.live_port)
-            stored = await history(http, room_id)
+            stored = await history(http, room_id, limit=17)
             by_text = {m["text"]: m for m in stored}
             seqs = sorted(m["seq"] for m in stored)
             assert len(seqs) == len(set(seqs)) == len(by_text), "a seq or a message was stored twice"
@@ -221,7 +174,7 @@ async def test_sigkill_mid_burst_loses_nothing_acknowledged(tmp_path: Path, nurs
                     reply, before = await a.request("chat.send", {"text": f"burst {i}", "nonce": f"n-{i}"})
                     assert reply["ok"] and not [m for m in before if is_event("chat.message")(m)]
 
-            final = await history(http, room_id)
+            final = await history(http, room_id, limit=17)
             texts = [m["text"] for m in final]
             assert sorted(texts) == sorted({f"burst {i}" for i in sent} | {"after the crash"})
             assert sorted(m["seq"] for m in final) == list(range(1, next_seq))
@@ -231,7 +184,7 @@ async def test_sigkill_mid_burst_loses_nothing_acknowledged(tmp_path: Path, nurs
 
 async def test_sigterm_closes_sockets_1001_and_they_resume(tmp_path: Path, nursery: trio.Nursery) -> None:
     data = tmp_path / "data"
-    async with running(data, nursery) as server:
+    async with running(data, nursery, **SERVER_ENV) as server:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.http_port}", timeout=10) as http:
             live = Live(http, server.live_port)
             token_a, _ = await live.user("carol")
@@ -274,6 +227,6 @@ async def test_sigterm_closes_sockets_1001_and_they_resume(tmp_path: Path, nurse
                 event, before = await b.until(is_event("chat.message"))
                 assert event["seq"] == 4
                 assert not [m for m in before if "seq" in m], "nothing durable before the new message"
-            texts = sorted(m["text"] for m in await history(http, room_id))
+            texts = sorted(m["text"] for m in await history(http, room_id, limit=17))
             assert texts == ["after the restart", "before 0", "before 1", "before 2"]
         assert await server.stop(signal.SIGTERM) == 0

@@ -26,7 +26,7 @@ from trio_websocket import ConnectionClosed, HandshakeError
 from server.config import Settings
 from server.runtime import Bound
 from storage.database import Database
-from tests.live_client import Client, Live, Message, is_event
+from tests.live_client import Client, Live, Message, history, is_event
 
 OUTBOX_LIMIT = 32 * 1024
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -211,23 +211,6 @@ async def kill_journal_connection(db: Database) -> None:
     )
     assert len(rows) == 1, rows
     assert rows[0]["gone"], "the journal backend did not exit"
-
-
-async def history(http: httpx.AsyncClient, room_id: str) -> list[dict[str, Any]]:
-    """Every message of the room over REST, following the cursor."""
-    items: list[dict[str, Any]] = []
-    cursor: str | None = None
-    while True:
-        params: dict[str, str | int] = {"limit": 100}
-        if cursor is not None:
-            params["cursor"] = cursor
-        r = await http.get(f"/api/v1/rooms/{room_id}/messages", params=params)
-        assert r.status_code == 200, r.text
-        body = r.json()
-        items.extend(body["items"])
-        cursor = body["next_cursor"]
-        if cursor is None:
-            return items
 
 
 async def expect_closed(client: Client, code: int) -> list[Message]:

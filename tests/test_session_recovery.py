@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import re
 import signal
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +19,10 @@ import trio
 from trio_websocket import ConnectionClosed
 
 from tests.live_client import Client, Live, Message, is_event
-from tests.process import SedaServer, run_seda
+from tests.process import START_TIMEOUT, running
 
 pytestmark = pytest.mark.slow
 
-# pgserver serializes cluster starts machine-wide; under a loaded parallel run a start can queue.
-START_TIMEOUT = 120
 LONG_MS = 600_000  # ten minutes: it cannot end on its own during the test
 SECOND_MS = 240_000
 
@@ -39,28 +35,6 @@ def spotify(track_id: str, title: str, duration_ms: int) -> dict[str, Any]:
         "artist": "Recovery Test",
         "duration_ms": duration_ms,
     }
-
-
-@asynccontextmanager
-async def running(data_dir: Path, nursery: trio.Nursery) -> AsyncIterator[SedaServer]:
-    """A started server; whatever happens in the test, no server or Postgres is left running."""
-    server = SedaServer(data_dir)
-    try:
-        await server.start(nursery, timeout=START_TIMEOUT)
-        yield server
-    except BaseException:
-        print(f"server log:\n{server.log}")  # shown with the failure
-        raise
-    finally:
-        process = server.process
-        if process is not None and process.returncode != 0:
-            with trio.CancelScope(shield=True):
-                if process.returncode is None:
-                    process.kill()
-                    with trio.move_on_after(10):
-                        await process.wait()
-                # A killed server leaves its embedded Postgres up; a short command adopts and stops it.
-                await run_seda("migrate", env=server.env)
 
 
 def durable(messages: list[Message]) -> list[Message]:
