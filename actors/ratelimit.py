@@ -49,7 +49,17 @@ class RateLimiter:
                 ops.tokens = min(ops.capacity, ops.tokens + 1)  # refused ops cost nothing
         return wait
 
-    def forget(self, key: str) -> None:
+    def forget_if_rested(self, key: str, now: float) -> None:
+        """Drop ``key``'s buckets once they have refilled (so reconnecting never resets a limit)."""
+        buckets = [self._buckets.get((key, kind)) for kind in ("ops", "chat")]
+        for bucket in buckets:
+            if bucket is not None:
+                bucket.tokens = min(
+                    bucket.capacity, bucket.tokens + max(0.0, now - bucket.updated) * bucket.rate
+                )
+                bucket.updated = now
+                if bucket.tokens < bucket.capacity:
+                    return
         self._buckets.pop((key, "ops"), None)
         self._buckets.pop((key, "chat"), None)
 

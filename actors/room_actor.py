@@ -262,9 +262,15 @@ class RoomActor:
         except ProtocolError as error:
             await self._refuse(request, error)
             return
+        leaving = self.state.connections.get(command.conn_id) if isinstance(command, Leave) else None
         outcome = self._commit(decision.events)
         if isinstance(command, Leave):
             outcome.unsubscribe = command.conn_id
+            if leaving is not None:
+                # rate-limit buckets outlive the user's sockets until they have refilled
+                key = leaving.user_id or f"guest:{command.conn_id}"
+                if leaving.user_id is None or leaving.user_id not in self.state.presence:
+                    self._limits.forget_if_rested(key, trio.current_time())
         elif request.conn is not None and decision.reply is not None and request.ref is not None:
             outcome.reply = (request.conn, reply_message(request.ref, decision.reply))
         if request.reply is not None:

@@ -9,21 +9,6 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-ERROR_CODES = (
-    "bad_request",
-    "unauthorized",
-    "forbidden",
-    "not_found",
-    "conflict",
-    "rate_limited",
-    "muted",
-    "no_session",
-    "session_active",
-    "not_dj",
-    "queue_full",
-    "internal",
-)
-
 
 class ProtocolError(Exception):
     """A refusal the client is told about, with a stable ``code``."""

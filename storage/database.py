@@ -16,7 +16,6 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 # Errors from the driver and server that callers may need to tell apart.
-UniqueViolation = asyncpg.UniqueViolationError
 PostgresError = asyncpg.PostgresError
 ConnectionLost = (asyncpg.exceptions.ConnectionDoesNotExistError, asyncpg.InterfaceError, OSError)
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -375,7 +374,3 @@ class JournalWriter:
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.warning("journal reconnect failed: %s", exc)
                 delay = min(delay * 2, 2.0)
-
-
-def new_message_id() -> str:
-    return str(uuid.uuid4())
