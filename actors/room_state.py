@@ -242,7 +242,9 @@ class RoomState:
         self.messages[message.id] = message
         self.recent.append(message.id)
         while len(self.recent) > RECENT_KEEP:
-            self._forget_if_unused(self.recent.popleft())
+            old = self.recent.popleft()  # ids are unique, so it is no longer in recent
+            if old not in self.touched and old not in self.pinned_message_ids:
+                self.messages.pop(old, None)
 
     def _touch(self, message_id: str) -> None:
         self.touched[message_id] = None
