@@ -121,7 +121,8 @@ class Session:
     # ---- reads -------------------------------------------------------------------
 
     def queue(self, owner: str = "") -> list[QueueItem]:
-        return self.queues.setdefault(owner, [])
+        """A queue to read (reading never changes the state)."""
+        return self.queues.get(owner, [])
 
     def all_items(self) -> list[QueueItem]:
         return [item for items in self.queues.values() for item in items]
