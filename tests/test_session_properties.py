@@ -12,7 +12,6 @@ import math
 import uuid
 from typing import Any
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -20,9 +19,9 @@ from actors.commands import Join, Leave, Op, Tick
 from actors.decision import Decision
 from actors.room_rules import decide
 from actors.room_state import RoomInfo, RoomState
-from actors.session import AWAY_GRACE_MS, MAX_ROTATION, PUBLIC_PER_USER, QueueItem, Session
+from actors.session import AWAY_GRACE_MS, MAX_PASSES, MAX_ROTATION, PUBLIC_PER_USER, Session
 from actors.session_rules import next_deadline
-from protocol.errors import ProtocolError, QueueFull
+from protocol.errors import ProtocolError
 from protocol.events import DURABLE_EVENTS, Event
 from protocol.ops import parse_op_data
 
@@ -111,6 +110,7 @@ class Room:
         self.away_at: dict[str, int] = {}  # user -> when their last socket closed
         self.join_no: dict[str, int] = {}  # DJ -> when they (last) joined the rotation
         self.last_turn = 0  # join number of the DJ who last got a turn
+        self.passes: dict[str, int] = {}  # DJ -> turns passed over in a row
 
     # ---- driving -------------------------------------------------------------------------
 
@@ -234,13 +234,27 @@ class Room:
                 assert self.now - self.away_at[left] >= AWAY_GRACE_MS, "a DJ lost their place within 60 s"
         if event.name == "session.started":
             self.join_no.clear()
+            self.passes.clear()
             self.last_turn = 0
-        if event.name != "track.started" or session is None or session.mode != "fan":
+        if event.name == "dj.rotation" and "joined" in event.meta:
+            self.passes[event.meta["joined"]] = 0
+        turn = event.name == "track.started" or (event.name == "dj.rotation" and "removed" in event.meta)
+        if not turn or session is None or session.mode != "fan":
             return
         order = sorted(session.djs, key=lambda dj: (self.join_no[dj] <= self.last_turn, self.join_no[dj]))
         ready = [dj for dj in order if session.queues.get(dj) and self.sockets[dj]]
-        assert ready, "a track started with nobody to play it"
+        assert ready, "a turn came with nobody to play"
         dj = ready[0]
+        passed = order[: order.index(dj)]  # empty-handed or away: passed over
+        out = [d for d in passed if self.passes[d] + 1 >= MAX_PASSES]
+        if event.name == "dj.rotation":  # third pass in a row: out of the rotation, before the track
+            assert event.meta["removed"] == out
+            assert event.data == {"djs": [d for d in session.djs if d not in out], "active": dj}
+            return
+        assert not out, f"{out} passed over {MAX_PASSES} times in a row but still in the rotation"
+        for d in passed:
+            self.passes[d] += 1
+        self.passes[dj] = 0
         assert event.data["dj_id"] == dj
         assert event.data["item"]["item_id"] == session.queues[dj][0].item_id
         self.last_turn = self.join_no[dj]
@@ -250,6 +264,11 @@ class Room:
         assert (event.seq is not None) == (event.name in DURABLE_EVENTS), event.name
         assert event.at == self.now
         session = self.state.session
+        if event.name == "queue.updated":  # what clients see is the queue in play order
+            assert session is not None
+            assert event.data["queue"] == [i.wire() for i in session.play_order()]
+        elif event.name == "dj.rotation":
+            assert session is not None and event.data == session.rotation_wire()
         if event.name == "track.started":
             assert session is not None and session.now_playing is not None
             item = event.data["item"]
@@ -328,6 +347,9 @@ class Room:
         for dj in session.djs:  # a DJ away for 60 s has left the rotation
             assert self.sockets[dj] or self.now - self.away_at[dj] < AWAY_GRACE_MS
         if session.mode == "fan":
+            assert {dj: session.passes.get(dj, 0) for dj in session.djs} == {
+                dj: self.passes[dj] for dj in session.djs
+            }
             for owner, items in session.queues.items():
                 assert owner in session.djs or not items, f"{owner} queues but is no DJ"
                 assert all(i.added_by == owner for i in items)
@@ -362,6 +384,48 @@ class Room:
             return self.known_items[n % len(self.known_items)]
         return str(uuid.UUID(int=(0xDEAD << 64) + n))
 
+    def allowed(self, op: str, user: str, data: dict[str, Any]) -> bool:
+        """Whether PROTOCOL.md lets ``user`` do ``op`` now (the oracle the refusals are checked against)."""
+        session, mod = self.state.session, ROLES[user] in ("owner", "moderator")
+        if not self.sockets[user]:
+            return False
+        if op == "session.start":
+            return session is None and mod and (data["mode"] != "artist" or user in ARTISTS)
+        if session is None:
+            return False
+        playing = session.now_playing
+        playing_id = playing.item.item_id if playing is not None else None
+        if op == "session.stop":
+            return user == session.host_id or mod
+        if op == "dj.join":
+            return session.mode == "fan" and (user in session.djs or len(session.djs) < MAX_ROTATION)
+        if op == "dj.leave":
+            return user in session.djs
+        if op == "queue.add":
+            if session.mode == "fan":
+                return user in session.djs
+            if session.mode == "artist":
+                return user == session.host_id or mod
+            return sum(1 for i in session.all_items() if i.added_by == user) < PUBLIC_PER_USER
+        if op == "queue.remove":
+            found = session.find_item(data["item_id"])
+            return found is not None and (user in (found[1].added_by, session.host_id) or mod)
+        if op == "vote":
+            if playing is not None and data["item_id"] == playing_id:
+                return playing.item.added_by != user
+            found = session.find_item(data["item_id"]) if session.mode == "public" else None
+            return found is not None and found[1].added_by != user
+        if op == "vote.skip":
+            return data["item_id"] == playing_id
+        if op == "mod.skip":
+            return playing is not None and (mod or user == playing.dj_id)
+        if op == "mod.remove_dj":
+            target = data["user_id"]
+            outranked = target == OWNER or (ROLES[target] == "moderator" and ROLES[user] != "owner")
+            return mod and not outranked and target in session.djs
+        assert op == "mod.clear_queue"
+        return mod
+
     def step(self, step: tuple[Any, ...]) -> None:
         kind, user = step[0], USERS[step[1]]
         if kind == "advance":
@@ -373,29 +437,39 @@ class Room:
         if kind == "leave":
             self.leave(user, step[2])
             return
+        data: dict[str, Any] = {}
+        context: dict[str, Any] = {}
+        op = kind
+        if kind == "start":
+            op, data = "session.start", {"mode": step[2], "skip_ratio": step[3]}
+        elif kind == "add":
+            op = "queue.add"
+        elif kind == "remove":
+            op, data = "queue.remove", {"item_id": self.item_ref(step[2])}
+        elif kind == "vote":
+            data = {"item_id": self.item_ref(step[2]), "value": step[3]}
+        elif kind == "vote.skip":
+            data = {"item_id": self.item_ref(step[2])}
+        elif kind == "mod.remove_dj":
+            target = USERS[step[2]]
+            data, context = {"user_id": target}, {"target_role": ROLES[target]}
+        expected = self.allowed(op, user, data)
         session = self.state.session
         try:
-            if kind == "start":
-                self.op(user, "session.start", {"mode": step[2], "skip_ratio": step[3]})
-            elif kind == "add":
+            if op == "queue.add":
                 self.add(user, step[2])
-            elif kind == "remove":
-                self.op(user, "queue.remove", {"item_id": self.item_ref(step[2])})
-            elif kind == "vote":
-                self.op(user, "vote", {"item_id": self.item_ref(step[2]), "value": step[3]})
-            elif kind == "vote.skip":
-                self.op(user, "vote.skip", {"item_id": self.item_ref(step[2])})
-            elif kind == "mod.remove_dj":
-                target = USERS[step[2]]
-                self.op(user, "mod.remove_dj", {"user_id": target}, target_role=ROLES[target])
-            else:  # ops without data: session.stop, dj.join, dj.leave, mod.skip, mod.clear_queue
-                self.op(user, kind)
-        except QueueFull:
-            # in public mode only the per-user cap fills a queue
-            assert kind == "add" and session is not None and session.mode == "public"
-            assert sum(1 for i in session.queue() if i.added_by == user) == PUBLIC_PER_USER
-        except ProtocolError:
-            pass
+            else:
+                self.op(user, op, data, **context)
+        except ProtocolError as refusal:
+            assert not expected, f"{op} by {ROLES[user]} refused: {refusal.code} {refusal.message}"
+            if not self.sockets[user]:
+                assert refusal.code == "unauthorized"
+            elif session is None and op != "session.start":
+                assert refusal.code == "no_session"
+            if refusal.code == "queue_full":  # in public mode only the per-user cap fills a queue
+                assert op == "queue.add" and session is not None and session.mode == "public"
+        else:
+            assert expected, f"{op} by {ROLES[user]} was accepted"
 
 
 # ---- strategies --------------------------------------------------------------------------------
