@@ -416,7 +416,7 @@ class Room:
             found = session.find_item(data["item_id"]) if session.mode == "public" else None
             return found is not None and found[1].added_by != user
         if op == "vote.skip":
-            return data["item_id"] == playing_id
+            return bool(data["item_id"] == playing_id)
         if op == "mod.skip":
             return playing is not None and (mod or user == playing.dj_id)
         if op == "mod.remove_dj":
