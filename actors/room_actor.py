@@ -103,6 +103,7 @@ class _Outcome:
     reply: tuple[Subscriber, dict[str, Any]] | None = None
     answer: tuple[Reply, dict[str, Any] | None, ProtocolError | None] | None = None
     closes: list[tuple[Subscriber, int, str]] = field(default_factory=list)
+    close_everyone: int | None = None
     done: trio.Event | None = None
 
 
@@ -239,8 +240,8 @@ class RoomActor:
         outcome = _Outcome(done=trio.Event())
         if self.state.seq > self._snapshot_seq:
             outcome.ticket = self._journal.submit(self.room_id, [], (self.state.seq, self.state.snapshot()))
-        if close_code is not None:
-            outcome.closes = [(s, close_code, "server shutting down") for s in self.subscribers.values()]
+        # Closed when shown: sockets whose welcome is still queued ahead of this are closed too.
+        outcome.close_everyone = close_code
         await self._out_send.send(outcome)
         assert outcome.done is not None
         await outcome.done.wait()
@@ -388,6 +389,9 @@ class RoomActor:
             slot._give(data, error)
         for conn, code, reason in outcome.closes:
             conn.close(code, reason)
+        if outcome.close_everyone is not None:
+            for conn in self.subscribers.values():
+                conn.close(outcome.close_everyone, "server shutting down")
 
     def _tell_progress(self, outcome: _Outcome) -> None:
         """``points.awarded`` and ``level.up`` to the user's sockets in every room, after commit."""
