@@ -14,17 +14,13 @@ from pydantic import BaseModel
 from quart import Blueprint, Response
 from quart_schema import validate_request
 
-from actors.commands import Op
-from actors.room_actor import Reply, Request, RoomActor
-from actors.room_state import Connection
+from actors.room_actor import RoomActor
 from protocol.dj import QueueAddBody, StartSessionBody, VoteBody
-from protocol.errors import Forbidden, NotFound, ServiceUnavailable
+from protocol.errors import NotFound
 from protocol.ops import ItemRefData, NoData, QueueAddData, SessionStartData, VoteData
-from server.auth import Principal
 from server.http.principal import app_context, require_principal
-from server.http.rooms import visible_room
-from server.live.prepare import prepare
-from storage.rooms import is_private
+from server.http.room_ops import live_actor, run_op
+from server.http.rooms_access import visible_room
 
 blueprint = Blueprint("dj", __name__, url_prefix="/api/v1")
 
@@ -34,44 +30,6 @@ def _uuid(raw: str, field: str) -> uuid.UUID:
         return uuid.UUID(raw)
     except ValueError:
         raise NotFound(f"no such {field.removesuffix('_id')}", field=field) from None
-
-
-async def _caller(room: dict[str, Any], principal: Principal) -> Connection:
-    """The REST caller as the room sees them; joining a non-private room as a socket would."""
-    ctx = app_context()
-    room_id = uuid.UUID(room["id"])
-    user = await ctx.users.get(principal.user_id)
-    if user is None:
-        raise NotFound("no such user")
-    role = await ctx.rooms.role_of(room_id, user.id)
-    if role is None:
-        if is_private(room) and not principal.is_admin:
-            raise Forbidden("this room is private")
-        role = "member" if is_private(room) else await ctx.rooms.join(room_id, user.id)
-    if await ctx.rooms.is_banned(room_id, user.id):
-        raise Forbidden("you are banned from this room")
-    return Connection(str(user.id), user.username, role, principal.is_admin, principal.role == "artist")
-
-
-async def _actor(room_id: str) -> RoomActor:
-    registry = app_context().registry
-    actor = await registry.get(room_id) if registry is not None else None
-    if actor is None:
-        raise ServiceUnavailable("the live side is not running")
-    return actor
-
-
-async def run_op(room_id: uuid.UUID, op: str, data: BaseModel) -> tuple[RoomActor, dict[str, Any]]:
-    """Send ``op`` to the room's actor as the caller; its reply data once committed."""
-    principal = require_principal()
-    room = await visible_room(room_id, principal)
-    caller = await _caller(room, principal)
-    actor = await _actor(room["id"])
-    new_id, context = await prepare(app_context().rooms, actor, room_id, op, data)
-    reply = Reply()
-    command = Op(0, op, data, new_id, context, caller=caller)
-    await actor.send(Request(command, reply=reply, rate_key=caller.user_id))
-    return actor, await reply.wait()
 
 
 def _session_of(actor: RoomActor) -> dict[str, Any] | None:
@@ -94,7 +52,7 @@ async def _session_room(session_id: str) -> uuid.UUID:
 
 async def _live_session_room(session_id: str) -> uuid.UUID:
     room_id = await _session_room(session_id)
-    actor = await _actor(str(room_id))
+    actor = await live_actor(str(room_id))
     session = actor.state.session
     if session is None or session.session_id != session_id:
         raise NotFound("that session has ended", field="session_id")
@@ -124,7 +82,7 @@ async def current(room_id: str) -> dict[str, Any]:
     rid = _uuid(room_id, "room_id")
     principal = require_principal()
     await visible_room(rid, principal)
-    session = _session_of(await _actor(str(rid)))
+    session = _session_of(await live_actor(str(rid)))
     if session is None:
         raise NotFound("no DJ session is running in this room")
     return session
@@ -193,7 +151,7 @@ async def queue_add(session_id: str, data: QueueAddBody) -> tuple[dict[str, Any]
 async def queue_get(session_id: str) -> dict[str, Any]:
     room_id = await _live_session_room(session_id)
     await visible_room(room_id, require_principal())
-    return {"session_id": session_id, "queue": _queue(await _actor(str(room_id)))}
+    return {"session_id": session_id, "queue": _queue(await live_actor(str(room_id)))}
 
 
 @blueprint.delete("/dj/sessions/<session_id>/queue/<item_id>")

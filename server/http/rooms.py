@@ -11,10 +11,9 @@ from quart_schema import validate_querystring, validate_request, validate_respon
 
 from protocol.errors import BadRequest, NotFound
 from protocol.rooms import CreateRoomBody, MessagePage, RoomOut
-from server.auth import Principal
 from server.http.pagination import PageQuery, decode_cursor, page
 from server.http.principal import app_context, optional_principal, require_principal
-from storage.rooms import is_private
+from server.http.rooms_access import visible_room
 
 blueprint = Blueprint("rooms", __name__, url_prefix="/api/v1/rooms")
 
@@ -29,20 +28,6 @@ def _room_id(raw: str) -> uuid.UUID:
 def _with_listeners(room: dict[str, Any]) -> dict[str, Any]:
     registry = app_context().registry
     return {**room, "listeners": registry.listeners(room["id"]) if registry is not None else 0}
-
-
-async def visible_room(room_id: uuid.UUID, principal: Principal | None) -> dict[str, Any]:
-    """The room if the caller may see it; private rooms are invisible (404) to non-members."""
-    ctx = app_context()
-    room = await ctx.rooms.get(room_id)
-    if room is None:
-        raise NotFound("no such room", field="room_id")
-    if is_private(room):
-        if principal is None:
-            raise NotFound("no such room", field="room_id")
-        if not principal.is_admin and await ctx.rooms.role_of(room_id, principal.user_id) is None:
-            raise NotFound("no such room", field="room_id")
-    return room
 
 
 @blueprint.post("")

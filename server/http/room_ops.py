@@ -1,0 +1,56 @@
+"""REST calls that change a live room: sent as ops to the room's actor, answered after commit."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from pydantic import BaseModel
+
+from actors.commands import Op
+from actors.room_actor import Reply, Request, RoomActor
+from actors.room_state import Connection
+from protocol.errors import Forbidden, NotFound, ServiceUnavailable
+from server.auth import Principal
+from server.http.principal import app_context, require_principal
+from server.http.rooms_access import visible_room
+from server.live.prepare import prepare
+from storage.rooms import is_private
+
+
+async def _caller(room: dict[str, Any], principal: Principal) -> Connection:
+    """The REST caller as the room sees them; joining a non-private room as a socket would."""
+    ctx = app_context()
+    room_id = uuid.UUID(room["id"])
+    user = await ctx.users.get(principal.user_id)
+    if user is None:
+        raise NotFound("no such user")
+    role = await ctx.rooms.role_of(room_id, user.id)
+    if role is None:
+        if is_private(room) and not principal.is_admin:
+            raise Forbidden("this room is private")
+        role = "member" if is_private(room) else await ctx.rooms.join(room_id, user.id)
+    if await ctx.rooms.is_banned(room_id, user.id):
+        raise Forbidden("you are banned from this room")
+    return Connection(str(user.id), user.username, role, principal.is_admin, principal.role == "artist")
+
+
+async def live_actor(room_id: str) -> RoomActor:
+    registry = app_context().registry
+    actor = await registry.get(room_id) if registry is not None else None
+    if actor is None:
+        raise ServiceUnavailable("the live side is not running")
+    return actor
+
+
+async def run_op(room_id: uuid.UUID, op: str, data: BaseModel) -> tuple[RoomActor, dict[str, Any]]:
+    """Send ``op`` to the room's actor as the caller; its reply data once committed."""
+    principal = require_principal()
+    room = await visible_room(room_id, principal)
+    caller = await _caller(room, principal)
+    actor = await live_actor(room["id"])
+    new_id, context = await prepare(app_context().rooms, actor, room_id, op, data)
+    reply = Reply()
+    command = Op(0, op, data, new_id, context, caller=caller)
+    await actor.send(Request(command, reply=reply, rate_key=caller.user_id))
+    return actor, await reply.wait()
