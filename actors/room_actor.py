@@ -41,6 +41,7 @@ _MAX_SETTLE_STEPS = 64  # a bound, far above what one moment can make due
 CLOSE_GOING_AWAY = 1001
 CLOSE_POLICY = 1008
 CLOSE_INTERNAL = 1011
+CLOSE_ROOM_DELETED = 4004
 
 
 def wall_ms() -> int:
@@ -230,6 +231,10 @@ class RoomActor:
                 await self._finish(close_code=CLOSE_GOING_AWAY)
                 return
             await self._handle(request)
+            if self.state.deleted:
+                log.info("room %s deleted, stopping", self.room_id)
+                await self._finish(close_code=None)
+                return
             if not self.state.connections:
                 idle_since = trio.current_time()
 
@@ -381,6 +386,8 @@ class RoomActor:
             self.broadcast(event.wire(), exclude=outcome.exclude)
             if event.name in ("user.kicked", "user.banned"):
                 self._close_user(event.data["user_id"], CLOSE_KICKED, event.name.removeprefix("user."))
+            elif event.name == "room.deleted":
+                self.close_all(CLOSE_ROOM_DELETED, "room deleted")
         if outcome.reply is not None:
             conn, message = outcome.reply
             conn.send_frame(encode_frame(message, conn.encoding))

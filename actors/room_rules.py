@@ -14,8 +14,9 @@ from actors.decision import Decision, EventBuilder
 from actors.moderation_rules import MODERATION_OPS
 from actors.room_state import MAX_PINNED, Connection, Message, RoomState
 from actors.session_rules import SESSION_OPS, is_mod, settle_step
-from protocol.errors import Conflict, Forbidden, Muted, NotFound, Unauthorized
+from protocol.errors import BadRequest, Conflict, Forbidden, Muted, NotFound, Unauthorized
 from protocol.ops import ChatSendData, MessageRefData, PinTrackData, ReactData
+from protocol.rooms import UpdateRoomBody
 
 
 def decide(state: RoomState, command: Command, now: int) -> Decision:
@@ -35,6 +36,8 @@ def decide(state: RoomState, command: Command, now: int) -> Decision:
         raise Unauthorized("this socket is not in the room")
     if command.op == "ping":
         return Decision([], {"ts": now})
+    if state.deleted:
+        raise NotFound("this room was deleted")
     if conn.user_id is None:
         raise Unauthorized("guests may only listen; log in to take part")
     handler = _OPS[command.op]
@@ -203,6 +206,32 @@ def _room_pin_track(b: EventBuilder, conn: Connection, command: Op) -> None:
     b.durable("room.updated", {"room": room})
 
 
+def _room_update(b: EventBuilder, conn: Connection, command: Op) -> None:
+    data = command.data
+    assert isinstance(data, UpdateRoomBody)
+    if conn.user_id != b.state.room.owner_id and not conn.is_admin:
+        raise Forbidden("only the room's owner changes its settings")
+    room = b.state.room_wire()
+    changes = data.model_dump(exclude_unset=True)
+    if room["type"] == "private" and changes.get("visibility", "private") != "private":
+        raise BadRequest("a private room stays private", field="visibility")
+    room.update(changes)
+    b.durable("room.updated", {"room": room})
+
+
+def _room_delete(b: EventBuilder, conn: Connection, command: Op) -> None:
+    if conn.user_id != b.state.room.owner_id and not conn.is_admin:
+        raise Forbidden("only the room's owner deletes it")
+    session = b.state.session
+    if session is not None:
+        b.durable("session.ended", {"session_id": session.session_id, "reason": "room_deleted"})
+    b.durable("room.deleted", {}, {"by": conn.user_id})
+
+
+# Ops only the REST API sends (their data models are not in protocol.ops.OP_DATA).
+REST_OPS = {"room.update": _room_update, "room.delete": _room_delete}
+
+
 _OPS = {
     "chat.send": _chat_send,
     "chat.delete": _chat_delete,
@@ -213,6 +242,7 @@ _OPS = {
     "room.pin_track": _room_pin_track,
     **SESSION_OPS,
     **MODERATION_OPS,
+    **REST_OPS,
 }
 
 

@@ -336,6 +336,7 @@ def _apply_room_updated(state: RoomState, event: Event) -> None:
 
 def _apply_room_deleted(state: RoomState, event: Event) -> None:
     state.deleted = True
+    state.session = None
 
 
 def _apply_muted(state: RoomState, event: Event) -> None:

@@ -41,6 +41,17 @@ class CreateRoomBody(BaseModel):
         return self.visibility or "public"
 
 
+class UpdateRoomBody(BaseModel):
+    """Fields to change; those left out stay as they are."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    description: str | None = Field(default=None, max_length=2000)
+    visibility: Visibility | None = None
+    genres: Labels | None = None
+    tags: Labels | None = None
+
+
 class RoomOut(BaseModel):
     id: str
     slug: str

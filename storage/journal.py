@@ -102,7 +102,8 @@ def _rows(batch: _Batch) -> dict[str, list[tuple[Any, ...]]]:
         "reaction_adds": [],
         "reaction_removes": [],
         "pins": [],
-        "pinned_tracks": [],
+        "room_updates": [],
+        "room_deletes": [],
         "snapshots": [],
         "awards": [],
         "bans": [],
@@ -113,7 +114,7 @@ def _rows(batch: _Batch) -> dict[str, list[tuple[Any, ...]]]:
     }
     reactions: OrderedDict[tuple[str, str, str], tuple[bool, int]] = OrderedDict()
     pins: dict[str, list[str]] = {}
-    pinned_tracks: dict[str, Any] = {}
+    room_updates: dict[str, dict[str, Any]] = {}
     for room_id, e in batch.events:
         d = e.data
         rows["events"].append((room_id, e.seq, e.name, json.dumps(e.to_journal()), _ts(e.at)))
@@ -143,7 +144,9 @@ def _rows(batch: _Batch) -> dict[str, list[tuple[Any, ...]]]:
                 del reactions[key]
             rows["reaction_clears"].append((d["message_id"],))
         elif e.name == "room.updated":
-            pinned_tracks[room_id] = d["room"].get("pinned_track")
+            room_updates[room_id] = d["room"]
+        elif e.name == "room.deleted":
+            rows["room_deletes"].append((room_id, _ts(e.at)))
         elif e.name == "session.started":
             rows["sessions_started"].append(
                 (d["session_id"], room_id, d["mode"], d["host_id"], _ts(d["started_at"]))
@@ -180,9 +183,17 @@ def _rows(batch: _Batch) -> dict[str, list[tuple[Any, ...]]]:
             rows["reaction_removes"].append((message_id, user_id, emoji))
     rows["pins"] = [(room_id, ids) for room_id, ids in pins.items()]
     # awards are applied by apply_awards, not by a statement of _STATEMENTS
-    rows["pinned_tracks"] = [
-        (room_id, json.dumps(track) if track is not None else None)
-        for room_id, track in pinned_tracks.items()
+    rows["room_updates"] = [
+        (
+            room_id,
+            r["name"],
+            r.get("description"),
+            r["visibility"],
+            json.dumps(r.get("genres", [])),
+            json.dumps(r.get("tags", [])),
+            json.dumps(r["pinned_track"]) if r.get("pinned_track") is not None else None,
+        )
+        for room_id, r in room_updates.items()
     ]
     rows["snapshots"] = [
         (room_id, seq, json.dumps(state)) for room_id, (seq, state) in batch.snapshots.items()
@@ -218,8 +229,15 @@ _STATEMENTS: dict[str, str] = {
     "reaction_adds": """INSERT INTO message_reactions (message_id, user_id, emoji, created_at)
                         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[])
                         ON CONFLICT DO NOTHING""",
-    "pinned_tracks": """UPDATE rooms r SET pinned_track = x.t::jsonb, updated_at = now()
-                        FROM unnest($1::uuid[], $2::text[]) AS x(i, t) WHERE r.id = x.i""",
+    "room_updates": """UPDATE rooms r SET name = x.n, description = x.d, visibility = x.v,
+                           genres = ARRAY(SELECT jsonb_array_elements_text(x.g::jsonb)),
+                           tags = ARRAY(SELECT jsonb_array_elements_text(x.t::jsonb)),
+                           pinned_track = x.p::jsonb, updated_at = now()
+                       FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                                   $7::text[]) AS x(i, n, d, v, g, t, p)
+                       WHERE r.id = x.i""",
+    "room_deletes": """UPDATE rooms r SET deleted_at = x.a, updated_at = now()
+                       FROM unnest($1::uuid[], $2::timestamptz[]) AS x(i, a) WHERE r.id = x.i""",
     "sessions_started": """INSERT INTO dj_sessions (id, room_id, mode, started_by, started_at)
                            SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::uuid[],
                                                 $5::timestamptz[])
@@ -253,7 +271,8 @@ _ORDER = (
     "reaction_clears",
     "reaction_removes",
     "reaction_adds",
-    "pinned_tracks",
+    "room_updates",
+    "room_deletes",
     "sessions_started",
     "sessions_ended",
     "bans",

@@ -484,6 +484,7 @@ item_refs = st.one_of(
     st.tuples(st.just("known"), st.integers(0, 40)),
     st.tuples(st.just("random"), st.integers(0, 3)),
 )
+skip_refs = st.one_of(st.just(("playing", 0)), item_refs)  # skip votes mostly on what plays
 durations = st.one_of(st.integers(1000, 600_000), st.sampled_from([1000, 1001, 60_000]))
 time_steps = st.one_of(
     st.integers(0, 700_000),
@@ -510,8 +511,8 @@ steps: st.SearchStrategy[tuple[Any, ...]] = st.one_of(
     st.tuples(st.just("remove"), user_ix, item_refs),
     st.tuples(st.just("vote"), user_ix, item_refs, st.sampled_from(["up", "down", "none"])),
     st.tuples(st.just("vote"), user_ix, item_refs, st.sampled_from(["up", "down", "none"])),
-    st.tuples(st.just("vote.skip"), user_ix, item_refs),
-    st.tuples(st.just("vote.skip"), user_ix, item_refs),
+    st.tuples(st.just("vote.skip"), user_ix, skip_refs),
+    st.tuples(st.just("vote.skip"), user_ix, skip_refs),
     _no_data("mod.skip"),
     st.tuples(st.just("mod.remove_dj"), user_ix, user_ix),
     _no_data("mod.clear_queue"),
@@ -570,7 +571,8 @@ fan_steps: st.SearchStrategy[tuple[Any, ...]] = st.one_of(
     st.tuples(st.just("add"), user_ix, durations),
     st.tuples(st.just("add"), user_ix, durations),
     st.tuples(st.just("vote"), user_ix, item_refs, st.sampled_from(["up", "down", "none"])),
-    st.tuples(st.just("vote.skip"), user_ix, item_refs),
+    st.tuples(st.just("vote.skip"), user_ix, skip_refs),
+    st.tuples(st.just("vote.skip"), user_ix, skip_refs),
     _no_data("mod.skip"),
     st.tuples(st.just("mod.remove_dj"), user_ix, user_ix),
     st.tuples(st.just("advance"), user_ix, time_steps),
@@ -617,7 +619,8 @@ public_steps: st.SearchStrategy[tuple[Any, ...]] = st.one_of(
     st.tuples(st.just("vote"), user_ix, queued_refs, st.sampled_from(["up", "down", "none"])),
     st.tuples(st.just("vote"), user_ix, queued_refs, st.sampled_from(["up", "down", "none"])),
     st.tuples(st.just("vote"), user_ix, queued_refs, st.sampled_from(["up", "down", "none"])),
-    st.tuples(st.just("vote.skip"), user_ix, item_refs),
+    st.tuples(st.just("vote.skip"), user_ix, skip_refs),
+    st.tuples(st.just("vote.skip"), user_ix, skip_refs),
     _no_data("mod.skip"),
     _no_data("mod.clear_queue"),
     st.tuples(st.just("advance"), user_ix, time_steps),

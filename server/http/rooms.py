@@ -6,13 +6,15 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from quart import Blueprint
+from quart import Blueprint, Response
 from quart_schema import validate_querystring, validate_request, validate_response
 
 from protocol.errors import BadRequest, NotFound
-from protocol.rooms import CreateRoomBody, MessagePage, RoomOut
+from protocol.ops import NoData
+from protocol.rooms import CreateRoomBody, MessagePage, RoomOut, UpdateRoomBody
 from server.http.pagination import PageQuery, decode_cursor, page
 from server.http.principal import app_context, optional_principal, require_principal
+from server.http.room_ops import run_op
 from server.http.rooms_access import visible_room
 
 blueprint = Blueprint("rooms", __name__, url_prefix="/api/v1/rooms")
@@ -52,6 +54,23 @@ async def create_room(data: CreateRoomBody) -> tuple[dict[str, Any], int]:
 @validate_response(RoomOut, 200)
 async def get_room(room_id: str) -> dict[str, Any]:
     return _with_listeners(await visible_room(_room_id(room_id), optional_principal()))
+
+
+@blueprint.patch("/<room_id>")
+@validate_request(UpdateRoomBody)
+@validate_response(RoomOut, 200)
+async def update_room(room_id: str, data: UpdateRoomBody) -> dict[str, Any]:
+    """The owner changes the room's settings; every socket in it sees ``room.updated``."""
+    rid = _room_id(room_id)
+    actor, _ = await run_op(rid, "room.update", data)
+    return _with_listeners(actor.state.room_wire())
+
+
+@blueprint.delete("/<room_id>")
+async def delete_room(room_id: str) -> Response:
+    """The owner deletes the room: a live session ends, and its sockets close with 4004."""
+    await run_op(_room_id(room_id), "room.delete", NoData())
+    return Response(status=204)
 
 
 @blueprint.get("/<room_id>/messages")
