@@ -16,7 +16,7 @@ from actors.room_state import MAX_PINNED, Connection, Message, RoomState
 from actors.session_rules import SESSION_OPS, is_mod, settle_step
 from protocol.errors import BadRequest, Conflict, Forbidden, Muted, NotFound, Unauthorized
 from protocol.ops import ChatSendData, MessageRefData, PinTrackData, ReactData
-from protocol.rooms import UpdateRoomBody
+from protocol.rooms import RoleChange, UpdateRoomBody
 
 
 def decide(state: RoomState, command: Command, now: int) -> Decision:
@@ -228,8 +228,17 @@ def _room_delete(b: EventBuilder, conn: Connection, command: Op) -> None:
     b.durable("room.deleted", {}, {"by": conn.user_id})
 
 
+def _member_role(b: EventBuilder, conn: Connection, command: Op) -> None:
+    """The REST API changed a member's role: their open sockets act with it from now on."""
+    data = command.data
+    assert isinstance(data, RoleChange)
+    if conn.user_id != b.state.room.owner_id and not conn.is_admin:
+        raise Forbidden("only the room's owner appoints moderators")
+    b.ephemeral("socket.role", {"user_id": data.user_id, "role": data.role})
+
+
 # Ops only the REST API sends (their data models are not in protocol.ops.OP_DATA).
-REST_OPS = {"room.update": _room_update, "room.delete": _room_delete}
+REST_OPS = {"room.update": _room_update, "room.delete": _room_delete, "member.role": _member_role}
 
 
 _OPS = {

@@ -359,6 +359,12 @@ def _apply_socket_open(state: RoomState, event: Event) -> None:
             state.session.away_since.pop(d["user_id"], None)
 
 
+def _apply_socket_role(state: RoomState, event: Event) -> None:
+    for conn in state.connections.values():
+        if conn.user_id == event.data["user_id"]:
+            conn.role = event.data["role"]
+
+
 def _apply_socket_close(state: RoomState, event: Event) -> None:
     conn = state.connections.pop(event.data["conn_id"], None)
     if conn is None or conn.user_id is None:
@@ -386,8 +392,9 @@ _APPLY = {
     "user.unmuted": _apply_unmuted,
     "socket.open": _apply_socket_open,
     "socket.close": _apply_socket_close,
+    "socket.role": _apply_socket_role,
     **SESSION_APPLY,
 }
 
 # Events that only move state inside the server and are never sent to anyone.
-INTERNAL_EVENTS = frozenset({"socket.open", "socket.close"})
+INTERNAL_EVENTS = frozenset({"socket.open", "socket.close", "socket.role"})

@@ -323,6 +323,9 @@ def settle_step(b: EventBuilder) -> None:
         if removed:
             djs = [d for d in session.djs if d not in removed]
             b.durable("dj.rotation", {"djs": djs, "active": dj}, {"passes": passes, "removed": removed})
+            if any(session.queues.get(d) for d in removed):
+                # their queued tracks leave with them: clients are told, as on dj.leave
+                _queue_event(b, session, {k: v for k, v in session.queues.items() if k not in removed})
         _start_track(b, session, item, dj, dj, passes)
         return
     upcoming = next_item(session)

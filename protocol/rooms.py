@@ -52,6 +52,27 @@ class UpdateRoomBody(BaseModel):
     tags: Labels | None = None
 
 
+class RoleChange(BaseModel):
+    """The live side of a role change (REST-only op ``member.role``)."""
+
+    user_id: str
+    role: Literal["moderator", "member"]
+
+
+class MemberRoleBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    role: Literal["moderator", "member"]
+
+
+class DiscoverQuery(BaseModel):
+    limit: int = Field(default=20, ge=1, le=100)
+    cursor: str | None = Field(default=None, max_length=512)
+    q: str | None = Field(default=None, min_length=1, max_length=100)
+    type: RoomType | None = None
+    genre: str | None = Field(default=None, min_length=1, max_length=40)
+    tag: str | None = Field(default=None, min_length=1, max_length=40)
+
+
 class RoomOut(BaseModel):
     id: str
     slug: str

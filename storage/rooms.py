@@ -201,6 +201,96 @@ class Rooms:
         room["pinned_message_ids"] = [str(m) for m in row["pinned_message_ids"]]
         return room
 
+    async def leave(self, room_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+        """Drop a non-owner membership; False if there was none."""
+        status: str = await self._db.execute(
+            "DELETE FROM room_memberships WHERE room_id = $1 AND user_id = $2 AND role <> 'owner'",
+            room_id,
+            user_id,
+        )
+        return status.endswith(" 1")
+
+    async def set_role(self, room_id: uuid.UUID, user_id: uuid.UUID, role: str) -> bool:
+        """Make a member a moderator or back; the owner's role does not change this way."""
+        status: str = await self._db.execute(
+            "UPDATE room_memberships SET role = $3 WHERE room_id = $1 AND user_id = $2 AND role <> 'owner'",
+            room_id,
+            user_id,
+            role,
+        )
+        return status.endswith(" 1")
+
+    async def members_page(
+        self, room_id: uuid.UUID, limit: int, after: tuple[datetime, uuid.UUID] | None
+    ) -> list[dict[str, Any]]:
+        """Members in join order (oldest first), strictly after ``after``."""
+        rows = await self._db.fetch(
+            """SELECT m.user_id, u.username, p.display_name, p.avatar_url, m.role, m.joined_at
+               FROM room_memberships m JOIN users u ON u.id = m.user_id
+               LEFT JOIN profiles p ON p.user_id = u.id
+               WHERE m.room_id = $1 AND ($2::timestamptz IS NULL OR (m.joined_at, m.user_id) > ($2, $3))
+               ORDER BY m.joined_at, m.user_id LIMIT $4""",
+            room_id,
+            after[0] if after else None,
+            after[1] if after else None,
+            limit + 1,
+        )
+        return [
+            {
+                "user": {
+                    "id": str(r["user_id"]),
+                    "username": r["username"],
+                    "display_name": r["display_name"],
+                    "avatar_url": r["avatar_url"],
+                },
+                "role": r["role"],
+                "joined_at": r["joined_at"].isoformat(),
+                "_key": (_us(r["joined_at"]), str(r["user_id"])),
+            }
+            for r in rows
+        ]
+
+    async def listed_page(
+        self,
+        *,
+        limit: int,
+        after: tuple[datetime, uuid.UUID] | None,
+        member: uuid.UUID | None = None,
+        q: str | None = None,
+        room_type: str | None = None,
+        genre: str | None = None,
+        tag: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Rooms newest first: a member's rooms (``member``), or public listed ones matching the filters."""
+        rows = await self._db.fetch(
+            f"""SELECT {_ROOM_COLUMNS} FROM rooms r
+                WHERE r.deleted_at IS NULL
+                  AND ($2::uuid IS NULL AND r.visibility = 'public'
+                       OR r.id IN (SELECT room_id FROM room_memberships WHERE user_id = $2))
+                  AND ($3::text IS NULL OR r.name ILIKE '%' || $3 || '%' OR lower($3) = ANY(r.tags)
+                       OR lower($3) = ANY(r.genres))
+                  AND ($4::text IS NULL OR r.type = $4)
+                  AND ($5::text IS NULL OR lower($5) = ANY(r.genres))
+                  AND ($6::text IS NULL OR lower($6) = ANY(r.tags))
+                  AND ($7::timestamptz IS NULL OR (r.created_at, r.id) < ($7, $8))
+                ORDER BY r.created_at DESC, r.id DESC LIMIT $1""",
+            limit + 1,
+            member,
+            q,
+            room_type,
+            genre,
+            tag,
+            after[0] if after else None,
+            after[1] if after else None,
+        )
+        out = []
+        for r in rows:
+            room = room_dict(r)
+            room["pinned_message_ids"] = [str(m) for m in r["pinned_message_ids"]]
+            room["_key"] = (_us(r["created_at"]), room["id"])
+            out.append(room)
+        return out
+
     async def role_of(self, room_id: uuid.UUID, user_id: uuid.UUID) -> str | None:
         role: str | None = await self._db.fetchval(
             "SELECT role FROM room_memberships WHERE room_id = $1 AND user_id = $2", room_id, user_id

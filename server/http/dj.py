@@ -18,6 +18,7 @@ from actors.room_actor import RoomActor
 from protocol.dj import QueueAddBody, StartSessionBody, VoteBody
 from protocol.errors import NotFound
 from protocol.ops import ItemRefData, NoData, QueueAddData, SessionStartData, VoteData
+from server.http.errors import no_content
 from server.http.principal import app_context, require_principal
 from server.http.room_ops import live_actor, run_op
 from server.http.rooms_access import visible_room
@@ -158,7 +159,7 @@ async def queue_get(session_id: str) -> dict[str, Any]:
 async def queue_remove(session_id: str, item_id: str) -> Response:
     data = ItemRefData(item_id=_uuid(item_id, "item_id"))
     await run_op(await _live_session_room(session_id), "queue.remove", data)
-    return Response(status=204)
+    return no_content()
 
 
 def _queue(actor: RoomActor) -> list[dict[str, Any]]:

@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from pydantic import ValidationError
-from quart import Quart, Response, jsonify
+from quart import Quart, Response, current_app, jsonify
 from quart_schema import RequestSchemaValidationError
 from quart_schema.validation import QuerystringValidationError
 from werkzeug.exceptions import HTTPException
@@ -30,6 +30,11 @@ _GENERIC_BY_STATUS: dict[int, tuple[str, str]] = {
 
 # pydantic error types meaning "the whole input had the wrong shape".
 _NOT_AN_OBJECT = frozenset({"model_type", "dict_type", "model_attributes_type", "dataclass_type"})
+
+
+def no_content() -> Response:
+    """An empty 204, built by the app's own response class (the trio-aware one)."""
+    return current_app.response_class("", status=204)
 
 
 def error_response(error: ProtocolError) -> Response:

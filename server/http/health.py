@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import trio
-from quart import Blueprint, Response
+from quart import Blueprint, Response, current_app
 
 from protocol.errors import ServiceUnavailable
 from server.http.principal import app_context
@@ -32,4 +32,4 @@ async def readyz() -> dict[str, Any]:
 
 @blueprint.get("/metrics")
 async def metrics() -> Response:
-    return Response(app_context().metrics.render(), content_type=CONTENT_TYPE)
+    return current_app.response_class(app_context().metrics.render(), content_type=CONTENT_TYPE)

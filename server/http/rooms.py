@@ -9,13 +9,23 @@ from typing import Any
 from quart import Blueprint, Response
 from quart_schema import validate_querystring, validate_request, validate_response
 
-from protocol.errors import BadRequest, NotFound
+from protocol.errors import BadRequest, Conflict, Forbidden, NotFound
 from protocol.ops import NoData
-from protocol.rooms import CreateRoomBody, MessagePage, RoomOut, UpdateRoomBody
+from protocol.rooms import (
+    CreateRoomBody,
+    DiscoverQuery,
+    MemberRoleBody,
+    MessagePage,
+    RoleChange,
+    RoomOut,
+    UpdateRoomBody,
+)
+from server.http.errors import no_content
 from server.http.pagination import PageQuery, decode_cursor, page
 from server.http.principal import app_context, optional_principal, require_principal
 from server.http.room_ops import run_op
 from server.http.rooms_access import visible_room
+from storage.rooms import is_private
 
 blueprint = Blueprint("rooms", __name__, url_prefix="/api/v1/rooms")
 
@@ -50,6 +60,112 @@ async def create_room(data: CreateRoomBody) -> tuple[dict[str, Any], int]:
     return _with_listeners(room), 201
 
 
+def _after_key(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
+    """A (microsecond timestamp, id) cursor back into its sort key."""
+    key = decode_cursor(cursor, 2)
+    if key is None:
+        return None
+    try:
+        return datetime.fromtimestamp(int(key[0]) / 1_000_000, tz=UTC), uuid.UUID(str(key[1]))
+    except (ValueError, TypeError, OverflowError):
+        raise BadRequest("cursor is not one this API issued", field="cursor") from None
+
+
+def _room_page(rows: list[dict[str, Any]], limit: int) -> dict[str, Any]:
+    items, next_cursor = page(rows, limit, lambda r: r["_key"])
+    return {
+        "items": [_with_listeners({k: v for k, v in r.items() if k != "_key"}) for r in items],
+        "next_cursor": next_cursor,
+    }
+
+
+@blueprint.get("/mine")
+@validate_querystring(PageQuery)
+async def my_rooms(query_args: PageQuery) -> dict[str, Any]:
+    """Rooms the caller is a member of (any visibility), newest first."""
+    principal = require_principal()
+    rows = await app_context().rooms.listed_page(
+        limit=query_args.limit, after=_after_key(query_args.cursor), member=principal.user_id
+    )
+    return _room_page(rows, query_args.limit)
+
+
+@blueprint.get("/discover")
+@validate_querystring(DiscoverQuery)
+async def discover(query_args: DiscoverQuery) -> dict[str, Any]:
+    """Public, listed rooms by name, tag or genre (``q``), ``type``, ``genre``, ``tag``; newest first."""
+    rows = await app_context().rooms.listed_page(
+        limit=query_args.limit,
+        after=_after_key(query_args.cursor),
+        q=query_args.q,
+        room_type=query_args.type,
+        genre=query_args.genre,
+        tag=query_args.tag,
+    )
+    return _room_page(rows, query_args.limit)
+
+
+@blueprint.post("/<room_id>/join")
+async def join(room_id: str) -> dict[str, Any]:
+    """Join a public, genre or artist room (private rooms take an invite or an approved request)."""
+    principal = require_principal()
+    rid = _room_id(room_id)
+    room = await visible_room(rid, principal)
+    rooms = app_context().rooms
+    role = await rooms.role_of(rid, principal.user_id)
+    if role is None:
+        if is_private(room):
+            raise Forbidden("private rooms take an invite or an approved join request")
+        if await rooms.is_banned(rid, principal.user_id):
+            raise Forbidden("you are banned from this room")
+        role = await rooms.join(rid, principal.user_id)
+    return {"room_id": room["id"], "role": role}
+
+
+@blueprint.post("/<room_id>/leave")
+async def leave(room_id: str) -> Response:
+    principal = require_principal()
+    rid = _room_id(room_id)
+    room = await visible_room(rid, principal)
+    if room["owner_id"] == str(principal.user_id):
+        raise Conflict("the owner cannot leave; transfer ownership or delete the room")
+    if not await app_context().rooms.leave(rid, principal.user_id):
+        raise NotFound("you are not a member of this room")
+    return no_content()
+
+
+@blueprint.get("/<room_id>/members")
+@validate_querystring(PageQuery)
+async def members(room_id: str, query_args: PageQuery) -> dict[str, Any]:
+    """Members in join order, with their roles."""
+    rid = _room_id(room_id)
+    await visible_room(rid, optional_principal())
+    rows = await app_context().rooms.members_page(rid, query_args.limit, _after_key(query_args.cursor))
+    items, next_cursor = page(rows, query_args.limit, lambda r: r["_key"])
+    return {"items": [{k: v for k, v in r.items() if k != "_key"} for r in items], "next_cursor": next_cursor}
+
+
+@blueprint.patch("/<room_id>/members/<user_id>")
+@validate_request(MemberRoleBody)
+async def set_member_role(room_id: str, user_id: str, data: MemberRoleBody) -> dict[str, Any]:
+    """Only the owner appoints or removes moderators; the member's open sockets act with it at once."""
+    principal = require_principal()
+    rid = _room_id(room_id)
+    room = await visible_room(rid, principal)
+    if room["owner_id"] != str(principal.user_id) and not principal.is_admin:
+        raise Forbidden("only the room's owner appoints moderators")
+    try:
+        target = uuid.UUID(user_id)
+    except ValueError:
+        raise NotFound("no such member", field="user_id") from None
+    if str(target) == room["owner_id"]:
+        raise Conflict("the owner's role is not changed here", field="user_id")
+    if not await app_context().rooms.set_role(rid, target, data.role):
+        raise NotFound("no such member", field="user_id")
+    await run_op(rid, "member.role", RoleChange(user_id=str(target), role=data.role))
+    return {"user_id": str(target), "role": data.role}
+
+
 @blueprint.get("/<room_id>")
 @validate_response(RoomOut, 200)
 async def get_room(room_id: str) -> dict[str, Any]:
@@ -70,7 +186,7 @@ async def update_room(room_id: str, data: UpdateRoomBody) -> dict[str, Any]:
 async def delete_room(room_id: str) -> Response:
     """The owner deletes the room: a live session ends, and its sockets close with 4004."""
     await run_op(_room_id(room_id), "room.delete", NoData())
-    return Response(status=204)
+    return no_content()
 
 
 @blueprint.get("/<room_id>/messages")
@@ -80,13 +196,7 @@ async def room_messages(room_id: str, query_args: PageQuery) -> dict[str, Any]:
     """Chat history, newest first, with replies (``parent_id``) and reaction counts."""
     rid = _room_id(room_id)
     await visible_room(rid, optional_principal())
-    key = decode_cursor(query_args.cursor, 2)
-    before = None
-    if key is not None:
-        try:
-            before = (datetime.fromtimestamp(int(key[0]) / 1_000_000, tz=UTC), uuid.UUID(str(key[1])))
-        except (ValueError, TypeError, OverflowError):
-            raise BadRequest("cursor is not one this API issued", field="cursor") from None
+    before = _after_key(query_args.cursor)
     rows = await app_context().rooms.messages_page(rid, query_args.limit, before)
     items, next_cursor = page(rows, query_args.limit, lambda m: (m["at_us"], m["id"]))
     return {"items": [_message_out(m) for m in items], "next_cursor": next_cursor}
