@@ -668,7 +668,7 @@ def test_guests_are_counted_but_not_present() -> None:
 
 
 def test_internal_events_are_ephemeral_and_not_durable() -> None:
-    assert {"socket.open", "socket.close"} == INTERNAL_EVENTS
+    assert {"socket.open", "socket.close", "socket.role"} == INTERNAL_EVENTS
     assert not INTERNAL_EVENTS & DURABLE_EVENTS
     assert "presence.join" not in DURABLE_EVENTS and "chat.message" in DURABLE_EVENTS
 
