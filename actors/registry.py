@@ -60,6 +60,11 @@ class RoomRegistry:
                 return actor
         return None
 
+    def busiest(self, limit: int) -> dict[str, int]:
+        """Running rooms with listeners present now, the most first."""
+        counts = {room_id: a.listeners for room_id, a in self._actors.items() if a.accepting and a.listeners}
+        return dict(sorted(counts.items(), key=lambda kv: -kv[1])[:limit])
+
     def listeners(self, room_id: str) -> int:
         actor = self.running(room_id)
         return actor.listeners if actor is not None else 0

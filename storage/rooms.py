@@ -291,6 +291,30 @@ class Rooms:
             out.append(room)
         return out
 
+    async def recent_activity(self, since: datetime, limit: int) -> dict[str, int]:
+        """Chat messages per public listed room since ``since``, the busiest first."""
+        rows = await self._db.fetch(
+            """SELECT m.room_id, count(*) AS n FROM messages m JOIN rooms r ON r.id = m.room_id
+               WHERE m.created_at >= $1 AND r.deleted_at IS NULL AND r.visibility = 'public'
+               GROUP BY m.room_id ORDER BY n DESC LIMIT $2""",
+            since,
+            limit,
+        )
+        return {str(r["room_id"]): r["n"] for r in rows}
+
+    async def public_rooms(self, ids: list[str]) -> list[dict[str, Any]]:
+        rows = await self._db.fetch(
+            f"""SELECT {_ROOM_COLUMNS} FROM rooms
+                WHERE id = ANY($1::uuid[]) AND deleted_at IS NULL AND visibility = 'public'""",
+            ids,
+        )
+        out = []
+        for r in rows:
+            room = room_dict(r)
+            room["pinned_message_ids"] = [str(m) for m in r["pinned_message_ids"]]
+            out.append(room)
+        return out
+
     async def role_of(self, room_id: uuid.UUID, user_id: uuid.UUID) -> str | None:
         role: str | None = await self._db.fetchval(
             "SELECT role FROM room_memberships WHERE room_id = $1 AND user_id = $2", room_id, user_id

@@ -87,3 +87,39 @@ async def test_mine_and_discover(http: httpx.AsyncClient, live: Live) -> None:
     assert names == ["Rock On", "Jazz Club", "Jazz Secret", "Late Night Jazz"]
     assert (await http.get("/api/v1/rooms/mine", headers=bearer(other))).json()["items"] == []
     assert (await http.get("/api/v1/rooms/mine")).status_code == 401
+
+
+async def test_pin_track_and_trending(http: httpx.AsyncClient, live: Live) -> None:
+    owner, _ = await live.user("dj_owner")
+    fan, _ = await live.user("dj_fan")
+    quiet = await live.room(owner, name="Quiet")
+    busy = await live.room(owner, name="Busy")
+    hidden = await live.room(owner, name="Hidden", visibility="unlisted")
+    track = {
+        "url": "https://soundcloud.com/flume/never-be-like-you?utm_source=x",
+        "title": "Never Be Like You",
+        "artist": "Flume",
+        "duration_ms": 234000,
+    }
+    r = await http.post(f"/api/v1/rooms/{busy['id']}/pin-track", json={"track": track}, headers=bearer(fan))
+    assert r.status_code == 403
+    r = await http.post(
+        f"/api/v1/rooms/{busy['id']}/pin-track",
+        json={"track": {**track, "url": "https://example.com"}},
+        headers=bearer(owner),
+    )
+    assert r.status_code == 422 and r.json()["error"]["details"]["field"].startswith("track")
+    async with live.connect(busy["id"], fan) as listener, live.connect(hidden["id"], fan) as elsewhere:
+        r = await http.post(
+            f"/api/v1/rooms/{busy['id']}/pin-track", json={"track": track}, headers=bearer(owner)
+        )
+        assert r.status_code == 200 and r.json()["pinned_track"]["provider_id"] == "flume/never-be-like-you"
+        updated, _ = await listener.until(lambda m: m.get("name") == "room.updated")
+        assert updated["data"]["room"]["pinned_track"]["title"] == "Never Be Like You"
+        await listener.chat("hello")
+        await elsewhere.chat("unlisted rooms never trend")
+        ranked = (await http.get("/api/v1/rooms/trending")).json()
+        assert [r["id"] for r in ranked["items"]] == [busy["id"]]  # a listener now and a message today
+        assert ranked["items"][0]["listeners"] == 1 and ranked["items"][0]["score"] == 11
+        assert ranked["next_cursor"] is None
+    assert quiet["id"] not in [r["id"] for r in (await http.get("/api/v1/rooms/trending")).json()["items"]]

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from quart import Blueprint, Response
 from quart_schema import validate_querystring, validate_request, validate_response
 
 from protocol.errors import BadRequest, Conflict, Forbidden, NotFound
-from protocol.ops import NoData
+from protocol.ops import NoData, PinTrackData
 from protocol.rooms import (
     CreateRoomBody,
     DiscoverQuery,
@@ -28,6 +28,7 @@ from server.http.rooms_access import visible_room
 from storage.rooms import is_private
 
 blueprint = Blueprint("rooms", __name__, url_prefix="/api/v1/rooms")
+TRENDING_WINDOW = timedelta(hours=24)
 
 
 def _room_id(raw: str) -> uuid.UUID:
@@ -103,6 +104,33 @@ async def discover(query_args: DiscoverQuery) -> dict[str, Any]:
         tag=query_args.tag,
     )
     return _room_page(rows, query_args.limit)
+
+
+@blueprint.get("/trending")
+@validate_querystring(PageQuery)
+async def trending(query_args: PageQuery) -> dict[str, Any]:
+    """Public listed rooms ranked by listeners present now (x10) plus chat in the last 24 h.
+
+    A ranking of this moment: one page, no cursor.
+    """
+    ctx = app_context()
+    candidates = max(query_args.limit * 5, 100)
+    listening = ctx.registry.busiest(candidates) if ctx.registry is not None else {}
+    activity = await ctx.rooms.recent_activity(datetime.now(UTC) - TRENDING_WINDOW, candidates)
+    scores = {rid: 10 * listening.get(rid, 0) + activity.get(rid, 0) for rid in {*listening, *activity}}
+    rooms = await ctx.rooms.public_rooms(list(scores))
+    rooms.sort(key=lambda r: (-scores[r["id"]], r["created_at"], r["id"]))
+    items = [_with_listeners(r) | {"score": scores[r["id"]]} for r in rooms[: query_args.limit]]
+    return {"items": items, "next_cursor": None}
+
+
+@blueprint.post("/<room_id>/pin-track")
+@validate_request(PinTrackData)
+@validate_response(RoomOut, 200)
+async def pin_track(room_id: str, data: PinTrackData) -> dict[str, Any]:
+    """A moderator pins a track (or ``null`` to unpin); sockets see ``room.updated``."""
+    actor, _ = await run_op(_room_id(room_id), "room.pin_track", data)
+    return _with_listeners(actor.state.room_wire())
 
 
 @blueprint.post("/<room_id>/join")
