@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -71,6 +72,21 @@ class DiscoverQuery(BaseModel):
     type: RoomType | None = None
     genre: str | None = Field(default=None, min_length=1, max_length=40)
     tag: str | None = Field(default=None, min_length=1, max_length=40)
+
+
+class InviteBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    user_id: uuid.UUID
+
+
+class JoinRequestBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    message: str | None = Field(default=None, max_length=500)
+
+
+class DenyBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str | None = Field(default=None, max_length=500)
 
 
 class RoomOut(BaseModel):

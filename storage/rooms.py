@@ -51,6 +51,19 @@ def is_private(room: dict[str, Any]) -> bool:
     return bool(room["type"] == "private" or room["visibility"] == "private")
 
 
+def _request_dict(r: Record) -> dict[str, Any]:
+    return {
+        "id": str(r["id"]),
+        "room_id": str(r["room_id"]),
+        "user_id": str(r["user_id"]),
+        "message": r["message"],
+        "status": r["status"],
+        "reason": r["reason"],
+        "created_at": r["created_at"].isoformat(),
+        "decided_at": r["decided_at"].isoformat() if r["decided_at"] else None,
+    }
+
+
 @dataclass(frozen=True)
 class RoomSeed:
     """What a room actor starts from: the room row, the newest snapshot, the events after it."""
@@ -314,6 +327,75 @@ class Rooms:
             room["pinned_message_ids"] = [str(m) for m in r["pinned_message_ids"]]
             out.append(room)
         return out
+
+    async def add_member(self, room_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+        """Make the user a member (an invite); False if they already were."""
+        status: str = await self._db.execute(
+            "INSERT INTO room_memberships (room_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            room_id,
+            user_id,
+        )
+        return status.endswith(" 1")
+
+    async def request_to_join(
+        self, room_id: uuid.UUID, user_id: uuid.UUID, message: str | None
+    ) -> dict[str, Any]:
+        """A pending request; a second pending one is a Conflict."""
+        try:
+            row = await self._db.fetchrow(
+                """INSERT INTO room_join_requests (room_id, user_id, message) VALUES ($1, $2, $3)
+                   RETURNING id, room_id, user_id, message, status, reason, created_at, decided_at""",
+                room_id,
+                user_id,
+                message,
+            )
+        except asyncpg.UniqueViolationError:
+            raise Conflict("you already asked to join this room") from None
+        assert row is not None
+        return _request_dict(row)
+
+    async def requests_page(
+        self, room_id: uuid.UUID, limit: int, after: tuple[datetime, uuid.UUID] | None
+    ) -> list[dict[str, Any]]:
+        rows = await self._db.fetch(
+            """SELECT id, room_id, user_id, message, status, reason, created_at, decided_at
+               FROM room_join_requests
+               WHERE room_id = $1 AND status = 'pending'
+                 AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3))
+               ORDER BY created_at, id LIMIT $4""",
+            room_id,
+            after[0] if after else None,
+            after[1] if after else None,
+            limit + 1,
+        )
+        return [{**_request_dict(r), "_key": (_us(r["created_at"]), str(r["id"]))} for r in rows]
+
+    async def decide_request(
+        self, room_id: uuid.UUID, request_id: uuid.UUID, by: uuid.UUID, approve: bool, reason: str | None
+    ) -> dict[str, Any] | None:
+        """Approve (the user becomes a member, in the same transaction) or deny a pending request."""
+
+        async def unit(conn: asyncpg.Connection) -> Record | None:
+            row: Record | None = await conn.fetchrow(
+                """UPDATE room_join_requests SET status = $4, reason = $5, decided_by = $3, decided_at = now()
+                   WHERE id = $2 AND room_id = $1 AND status = 'pending'
+                   RETURNING id, room_id, user_id, message, status, reason, created_at, decided_at""",
+                room_id,
+                request_id,
+                by,
+                "approved" if approve else "denied",
+                reason,
+            )
+            if row is not None and approve:
+                await conn.execute(
+                    "INSERT INTO room_memberships (room_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                    room_id,
+                    row["user_id"],
+                )
+            return row
+
+        row = await self._db.run(unit)
+        return _request_dict(row) if row is not None else None
 
     async def role_of(self, room_id: uuid.UUID, user_id: uuid.UUID) -> str | None:
         role: str | None = await self._db.fetchval(

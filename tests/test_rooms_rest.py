@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import httpx
+import pytest
+from trio_websocket import ConnectionRejected, open_websocket_url
 
 from tests.live_client import Live
 
@@ -123,3 +125,53 @@ async def test_pin_track_and_trending(http: httpx.AsyncClient, live: Live) -> No
         assert ranked["items"][0]["listeners"] == 1 and ranked["items"][0]["score"] == 11
         assert ranked["next_cursor"] is None
     assert quiet["id"] not in [r["id"] for r in (await http.get("/api/v1/rooms/trending")).json()["items"]]
+
+
+async def test_private_rooms_grow_by_invite_and_approved_requests(
+    http: httpx.AsyncClient, live: Live
+) -> None:
+    owner, _ = await live.user("gatekeeper")
+    asker, asker_id = await live.user("asker")
+    friend, friend_id = await live.user("friend")
+    stranger, _ = await live.user("stranger")
+    room = await live.room(owner, type="private")
+    rid = room["id"]
+    r = await http.post(f"/api/v1/rooms/{rid}/invite", json={"user_id": friend_id}, headers=bearer(stranger))
+    assert r.status_code == 404  # a private room is invisible to non-members
+    r = await http.post(f"/api/v1/rooms/{rid}/invite", json={"user_id": friend_id}, headers=bearer(owner))
+    assert r.status_code == 201
+    r = await http.post(f"/api/v1/rooms/{rid}/invite", json={"user_id": friend_id}, headers=bearer(owner))
+    assert r.status_code == 409 and r.json()["error"]["details"]["field"] == "user_id"
+    async with live.connect(rid, friend) as sock:
+        assert sock.welcome["data"]["you"]["role"] == "member"
+
+    r = await http.post(f"/api/v1/rooms/{rid}/requests", json={"message": "let me in"}, headers=bearer(asker))
+    assert r.status_code == 201 and r.json()["status"] == "pending"
+    request_id = r.json()["id"]
+    assert (
+        await http.post(f"/api/v1/rooms/{rid}/requests", json={}, headers=bearer(asker))
+    ).status_code == 409
+    assert (await http.get(f"/api/v1/rooms/{rid}/requests", headers=bearer(friend))).status_code == 403
+    pending = (await http.get(f"/api/v1/rooms/{rid}/requests", headers=bearer(owner))).json()
+    assert [p["user_id"] for p in pending["items"]] == [asker_id]
+    with pytest.raises(ConnectionRejected) as refused:
+        async with open_websocket_url(live.url(rid, asker)):
+            pass
+    assert refused.value.status_code == 403
+    r = await http.post(f"/api/v1/rooms/{rid}/requests/{request_id}/approve", headers=bearer(friend))
+    assert r.status_code == 403
+    r = await http.post(f"/api/v1/rooms/{rid}/requests/{request_id}/approve", headers=bearer(owner))
+    assert r.status_code == 200 and r.json()["status"] == "approved"
+    async with live.connect(rid, asker) as sock:  # approving lets the user connect
+        assert sock.welcome["data"]["you"]["role"] == "member"
+    r = await http.post(f"/api/v1/rooms/{rid}/requests/{request_id}/deny", json={}, headers=bearer(owner))
+    assert r.status_code == 404  # no longer pending
+    r = await http.post(f"/api/v1/rooms/{rid}/requests", json={}, headers=bearer(stranger))
+    request_id = r.json()["id"]
+    r = await http.post(
+        f"/api/v1/rooms/{rid}/requests/{request_id}/deny", json={"reason": "full"}, headers=bearer(owner)
+    )
+    assert r.json()["status"] == "denied" and r.json()["reason"] == "full"
+    public = await live.room(owner)
+    r = await http.post(f"/api/v1/rooms/{public['id']}/requests", json={}, headers=bearer(stranger))
+    assert r.status_code == 404  # public rooms are joined, not requested

@@ -13,13 +13,17 @@ from protocol.errors import BadRequest, Conflict, Forbidden, NotFound
 from protocol.ops import NoData, PinTrackData
 from protocol.rooms import (
     CreateRoomBody,
+    DenyBody,
     DiscoverQuery,
+    InviteBody,
+    JoinRequestBody,
     MemberRoleBody,
     MessagePage,
     RoleChange,
     RoomOut,
     UpdateRoomBody,
 )
+from server.auth import Principal
 from server.http.errors import no_content
 from server.http.pagination import PageQuery, decode_cursor, page
 from server.http.principal import app_context, optional_principal, require_principal
@@ -192,6 +196,79 @@ async def set_member_role(room_id: str, user_id: str, data: MemberRoleBody) -> d
         raise NotFound("no such member", field="user_id")
     await run_op(rid, "member.role", RoleChange(user_id=str(target), role=data.role))
     return {"user_id": str(target), "role": data.role}
+
+
+async def _require_mod(room_id: uuid.UUID, principal: Principal) -> dict[str, Any]:
+    room = await visible_room(room_id, principal)
+    role = await app_context().rooms.role_of(room_id, principal.user_id)
+    if role not in ("owner", "moderator") and not principal.is_admin:
+        raise Forbidden("only the room's owner or moderators may do that")
+    return room
+
+
+@blueprint.post("/<room_id>/invite")
+@validate_request(InviteBody)
+async def invite(room_id: str, data: InviteBody) -> tuple[dict[str, Any], int]:
+    """A moderator adds a user as a member (how private rooms grow without a request)."""
+    rid = _room_id(room_id)
+    await _require_mod(rid, require_principal())
+    if await app_context().users.get(data.user_id) is None:
+        raise NotFound("no such user", field="user_id")
+    if not await app_context().rooms.add_member(rid, data.user_id):
+        raise Conflict("that user is already a member", field="user_id")
+    return {"room_id": str(rid), "user_id": str(data.user_id), "role": "member"}, 201
+
+
+@blueprint.post("/<room_id>/requests")
+@validate_request(JoinRequestBody)
+async def request_to_join(room_id: str, data: JoinRequestBody) -> tuple[dict[str, Any], int]:
+    """Ask to join a private room (it stays invisible otherwise: its id is all the asker knows)."""
+    principal = require_principal()
+    rid = _room_id(room_id)
+    rooms = app_context().rooms
+    room = await rooms.get(rid)
+    if room is None or not is_private(room):
+        raise NotFound("no private room with that id", field="room_id")
+    if await rooms.role_of(rid, principal.user_id) is not None:
+        raise Conflict("you are already a member")
+    if await rooms.is_banned(rid, principal.user_id):
+        raise Forbidden("you are banned from this room")
+    return await rooms.request_to_join(rid, principal.user_id, data.message), 201
+
+
+@blueprint.get("/<room_id>/requests")
+@validate_querystring(PageQuery)
+async def pending_requests(room_id: str, query_args: PageQuery) -> dict[str, Any]:
+    rid = _room_id(room_id)
+    await _require_mod(rid, require_principal())
+    rows = await app_context().rooms.requests_page(rid, query_args.limit, _after_key(query_args.cursor))
+    items, next_cursor = page(rows, query_args.limit, lambda r: r["_key"])
+    return {"items": [{k: v for k, v in r.items() if k != "_key"} for r in items], "next_cursor": next_cursor}
+
+
+@blueprint.post("/<room_id>/requests/<request_id>/approve")
+async def approve_request(room_id: str, request_id: str) -> dict[str, Any]:
+    return await _decide(room_id, request_id, approve=True, reason=None)
+
+
+@blueprint.post("/<room_id>/requests/<request_id>/deny")
+@validate_request(DenyBody)
+async def deny_request(room_id: str, request_id: str, data: DenyBody) -> dict[str, Any]:
+    return await _decide(room_id, request_id, approve=False, reason=data.reason)
+
+
+async def _decide(room_id: str, request_id: str, *, approve: bool, reason: str | None) -> dict[str, Any]:
+    principal = require_principal()
+    rid = _room_id(room_id)
+    await _require_mod(rid, principal)
+    try:
+        req = uuid.UUID(request_id)
+    except ValueError:
+        raise NotFound("no such request", field="request_id") from None
+    decided = await app_context().rooms.decide_request(rid, req, principal.user_id, approve, reason)
+    if decided is None:
+        raise NotFound("no pending request with that id", field="request_id")
+    return decided
 
 
 @blueprint.get("/<room_id>")
