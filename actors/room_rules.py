@@ -16,7 +16,7 @@ from actors.room_state import MAX_PINNED, Connection, Message, RoomState
 from actors.session_rules import SESSION_OPS, is_mod, settle_step
 from protocol.errors import BadRequest, Conflict, Forbidden, Muted, NotFound, Unauthorized
 from protocol.ops import ChatSendData, MessageRefData, PinTrackData, ReactData
-from protocol.rooms import RoleChange, UpdateRoomBody
+from protocol.rooms import OwnerChange, RoleChange, UpdateRoomBody
 
 
 def decide(state: RoomState, command: Command, now: int) -> Decision:
@@ -237,8 +237,27 @@ def _member_role(b: EventBuilder, conn: Connection, command: Op) -> None:
     b.ephemeral("socket.role", {"user_id": data.user_id, "role": data.role})
 
 
+def _room_transfer(b: EventBuilder, conn: Connection, command: Op) -> None:
+    """The owner handed the room over (memberships already swapped by the REST API)."""
+    data = command.data
+    assert isinstance(data, OwnerChange)
+    old_owner = b.state.room.owner_id
+    if conn.user_id != old_owner and not conn.is_admin:
+        raise Forbidden("only the room's owner hands it over")
+    room = b.state.room_wire()
+    room["owner_id"] = data.new_owner_id
+    b.durable("room.updated", {"room": room})
+    b.ephemeral("socket.role", {"user_id": old_owner, "role": "moderator"})
+    b.ephemeral("socket.role", {"user_id": data.new_owner_id, "role": "owner"})
+
+
 # Ops only the REST API sends (their data models are not in protocol.ops.OP_DATA).
-REST_OPS = {"room.update": _room_update, "room.delete": _room_delete, "member.role": _member_role}
+REST_OPS = {
+    "room.update": _room_update,
+    "room.delete": _room_delete,
+    "room.transfer": _room_transfer,
+    "member.role": _member_role,
+}
 
 
 _OPS = {

@@ -74,6 +74,17 @@ class DiscoverQuery(BaseModel):
     tag: str | None = Field(default=None, min_length=1, max_length=40)
 
 
+class TransferBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    user_id: uuid.UUID
+
+
+class OwnerChange(BaseModel):
+    """The live side of an ownership transfer (REST-only op ``room.transfer``)."""
+
+    new_owner_id: str
+
+
 class InviteBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     user_id: uuid.UUID

@@ -189,6 +189,7 @@ def _rows(batch: _Batch) -> dict[str, list[tuple[Any, ...]]]:
             r["name"],
             r.get("description"),
             r["visibility"],
+            r["owner_id"],
             json.dumps(r.get("genres", [])),
             json.dumps(r.get("tags", [])),
             json.dumps(r["pinned_track"]) if r.get("pinned_track") is not None else None,
@@ -229,12 +230,12 @@ _STATEMENTS: dict[str, str] = {
     "reaction_adds": """INSERT INTO message_reactions (message_id, user_id, emoji, created_at)
                         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[])
                         ON CONFLICT DO NOTHING""",
-    "room_updates": """UPDATE rooms r SET name = x.n, description = x.d, visibility = x.v,
+    "room_updates": """UPDATE rooms r SET name = x.n, description = x.d, visibility = x.v, owner_id = x.o,
                            genres = ARRAY(SELECT jsonb_array_elements_text(x.g::jsonb)),
                            tags = ARRAY(SELECT jsonb_array_elements_text(x.t::jsonb)),
                            pinned_track = x.p::jsonb, updated_at = now()
-                       FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                                   $7::text[]) AS x(i, n, d, v, g, t, p)
+                       FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::uuid[], $6::text[],
+                                   $7::text[], $8::text[]) AS x(i, n, d, v, o, g, t, p)
                        WHERE r.id = x.i""",
     "room_deletes": """UPDATE rooms r SET deleted_at = x.a, updated_at = now()
                        FROM unnest($1::uuid[], $2::timestamptz[]) AS x(i, a) WHERE r.id = x.i""",

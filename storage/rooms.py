@@ -328,6 +328,27 @@ class Rooms:
             out.append(room)
         return out
 
+    async def swap_owner(self, room_id: uuid.UUID, old: uuid.UUID, new: uuid.UUID) -> bool:
+        """The new owner (already a member) becomes owner, the old one a moderator; False if not a member."""
+
+        async def unit(conn: asyncpg.Connection) -> bool:
+            moved: str = await conn.execute(
+                "UPDATE room_memberships SET role = 'owner' WHERE room_id = $1 AND user_id = $2", room_id, new
+            )
+            if not moved.endswith(" 1"):
+                return False
+            await conn.execute(
+                "UPDATE room_memberships SET role = 'moderator' WHERE room_id = $1 AND user_id = $2",
+                room_id,
+                old,
+            )
+            await conn.execute(
+                "UPDATE rooms SET owner_id = $2, updated_at = now() WHERE id = $1", room_id, new
+            )
+            return True
+
+        return await self._db.run(unit)
+
     async def add_member(self, room_id: uuid.UUID, user_id: uuid.UUID) -> bool:
         """Make the user a member (an invite); False if they already were."""
         status: str = await self._db.execute(

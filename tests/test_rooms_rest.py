@@ -175,3 +175,35 @@ async def test_private_rooms_grow_by_invite_and_approved_requests(
     public = await live.room(owner)
     r = await http.post(f"/api/v1/rooms/{public['id']}/requests", json={}, headers=bearer(stranger))
     assert r.status_code == 404  # public rooms are joined, not requested
+
+
+async def test_owner_transfers_the_room_live(http: httpx.AsyncClient, live: Live) -> None:
+    owner, owner_id = await live.user("old_owner")
+    heir, heir_id = await live.user("heir")
+    outsider, outsider_id = await live.user("outsider")
+    room = await live.room(owner)
+    rid = room["id"]
+    async with live.connect(rid, heir) as heir_sock, live.connect(rid, owner) as owner_sock:
+        r = await http.post(f"/api/v1/rooms/{rid}/transfer", json={"user_id": owner_id}, headers=bearer(heir))
+        assert r.status_code == 403
+        r = await http.post(
+            f"/api/v1/rooms/{rid}/transfer", json={"user_id": outsider_id}, headers=bearer(owner)
+        )
+        assert r.status_code == 404 and r.json()["error"]["details"]["field"] == "user_id"
+        r = await http.post(f"/api/v1/rooms/{rid}/transfer", json={"user_id": heir_id}, headers=bearer(owner))
+        assert r.status_code == 200 and r.json()["owner_id"] == heir_id
+        updated, _ = await heir_sock.until(lambda m: m.get("name") == "room.updated")
+        assert updated["data"]["room"]["owner_id"] == heir_id
+        # at once, live: the new owner may act on the old one (now a moderator), not the reverse
+        reply, _ = await owner_sock.request("mod.mute", {"user_id": heir_id, "seconds": 60})
+        assert reply["error"]["code"] == "forbidden"
+        reply, _ = await heir_sock.request("mod.mute", {"user_id": owner_id, "seconds": 60})
+        assert reply["ok"], reply
+    members = (await http.get(f"/api/v1/rooms/{rid}/members")).json()["items"]
+    assert {m["user"]["id"]: m["role"] for m in members} == {owner_id: "moderator", heir_id: "owner"}
+    assert (await http.delete(f"/api/v1/rooms/{rid}", headers=bearer(owner))).status_code == 403
+    async with live.connect(rid, heir) as again:
+        assert (
+            again.welcome["data"]["you"]["role"] == "owner"
+            and again.welcome["data"]["room"]["owner_id"] == heir_id
+        )

@@ -19,8 +19,10 @@ from protocol.rooms import (
     JoinRequestBody,
     MemberRoleBody,
     MessagePage,
+    OwnerChange,
     RoleChange,
     RoomOut,
+    TransferBody,
     UpdateRoomBody,
 )
 from server.auth import Principal
@@ -204,6 +206,25 @@ async def _require_mod(room_id: uuid.UUID, principal: Principal) -> dict[str, An
     if role not in ("owner", "moderator") and not principal.is_admin:
         raise Forbidden("only the room's owner or moderators may do that")
     return room
+
+
+@blueprint.post("/<room_id>/transfer")
+@validate_request(TransferBody)
+@validate_response(RoomOut, 200)
+async def transfer(room_id: str, data: TransferBody) -> dict[str, Any]:
+    """The owner hands the room to a member, and stays on as a moderator."""
+    principal = require_principal()
+    rid = _room_id(room_id)
+    room = await visible_room(rid, principal)
+    old_owner = uuid.UUID(room["owner_id"])
+    if old_owner != principal.user_id and not principal.is_admin:
+        raise Forbidden("only the room's owner hands it over")
+    if data.user_id == old_owner:
+        raise Conflict("that user already owns the room", field="user_id")
+    if not await app_context().rooms.swap_owner(rid, old_owner, data.user_id):
+        raise NotFound("the new owner must be a member of the room", field="user_id")
+    actor, _ = await run_op(rid, "room.transfer", OwnerChange(new_owner_id=str(data.user_id)))
+    return _with_listeners(actor.state.room_wire())
 
 
 @blueprint.post("/<room_id>/invite")
