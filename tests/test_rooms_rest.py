@@ -180,7 +180,7 @@ async def test_private_rooms_grow_by_invite_and_approved_requests(
 async def test_owner_transfers_the_room_live(http: httpx.AsyncClient, live: Live) -> None:
     owner, owner_id = await live.user("old_owner")
     heir, heir_id = await live.user("heir")
-    outsider, outsider_id = await live.user("outsider")
+    _, outsider_id = await live.user("outsider")
     room = await live.room(owner)
     rid = room["id"]
     async with live.connect(rid, heir) as heir_sock, live.connect(rid, owner) as owner_sock:
