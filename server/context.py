@@ -10,6 +10,7 @@ from server.auth import TokenIssuer
 from server.config import Settings
 from server.metrics import Metrics
 from storage.database import Database
+from storage.profiles import Profiles
 from storage.progression import Progression
 from storage.rooms import Rooms
 from storage.users import Users
@@ -24,6 +25,7 @@ class AppContext:
     users: Users
     rooms: Rooms
     progression: Progression
+    profiles: Profiles
     registry: RoomRegistry | None = None  # set while the live side runs
 
     @classmethod
@@ -36,6 +38,7 @@ class AppContext:
             users=Users(db),
             rooms=Rooms(db),
             progression=Progression(db),
+            profiles=Profiles(db),
         )
 
     def actor_config(self) -> ActorConfig:

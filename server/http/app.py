@@ -9,7 +9,7 @@ from quart_schema import Info, QuartSchema
 from quart_trio import QuartTrio
 
 from server.context import AppContext
-from server.http import accounts, dj, health, progression, rooms
+from server.http import accounts, dj, health, profiles, progression, rooms
 from server.http.errors import install_error_handlers
 
 MAX_BODY_BYTES = 1 << 20
@@ -35,6 +35,7 @@ def create_app(ctx: AppContext) -> QuartTrio:
         rooms.blueprint,
         progression.blueprint,
         dj.blueprint,
+        profiles.blueprint,
     ):
         app.register_blueprint(blueprint)
 
