@@ -12,7 +12,7 @@ from typing import Any
 
 import asyncpg
 
-from protocol.errors import Conflict
+from protocol.errors import Conflict, Forbidden
 from protocol.events import Event
 from protocol.tracks import TrackSpec
 from storage.database import Database, Record
@@ -348,6 +348,25 @@ class Rooms:
             return True
 
         return await self._db.run(unit)
+
+    async def enter(self, room: dict[str, Any], user_id: uuid.UUID, *, is_admin: bool) -> str:
+        """The role a user takes part in the room as, socket or REST alike.
+
+        Banned users are refused before anything is written. A non-private room
+        makes them a member on first entry (recorded once); a private one admits
+        members only, and site admins, who look in without joining.
+        """
+        room_id = uuid.UUID(room["id"])
+        if await self.is_banned(room_id, user_id):
+            raise Forbidden("you are banned from this room")
+        role = await self.role_of(room_id, user_id)
+        if role is not None:
+            return role
+        if is_private(room):
+            if not is_admin:
+                raise Forbidden("this room is private; ask to join")
+            return "member"
+        return await self.join(room_id, user_id)
 
     async def add_member(self, room_id: uuid.UUID, user_id: uuid.UUID) -> bool:
         """Make the user a member (an invite); False if they already were."""

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
+
 import httpx
 import pytest
 from trio_websocket import ConnectionRejected, open_websocket_url
 
+from storage.database import Database
 from tests.live_client import Live
 
 
@@ -207,3 +210,28 @@ async def test_owner_transfers_the_room_live(http: httpx.AsyncClient, live: Live
             again.welcome["data"]["you"]["role"] == "owner"
             and again.welcome["data"]["room"]["owner_id"] == heir_id
         )
+
+
+async def test_a_banned_user_is_refused_before_any_membership_is_written(
+    http: httpx.AsyncClient, live: Live, db: Database
+) -> None:
+    owner, _ = await live.user("bouncer")
+    banned, banned_id = await live.user("troublemaker")
+    room = await live.room(owner)
+    await db.execute(
+        "INSERT INTO room_bans (room_id, user_id) VALUES ($1, $2)",
+        uuid.UUID(room["id"]),
+        uuid.UUID(banned_id),
+    )
+    r = await http.post(f"/api/v1/rooms/{room['id']}/dj/start", json={"mode": "fan"}, headers=bearer(banned))
+    assert r.status_code == 403
+    with pytest.raises(ConnectionRejected) as refused:
+        async with open_websocket_url(live.url(room["id"], banned)):
+            pass
+    assert refused.value.status_code == 403
+    members = await db.fetchval(
+        "SELECT count(*) FROM room_memberships WHERE room_id = $1 AND user_id = $2",
+        uuid.UUID(room["id"]),
+        uuid.UUID(banned_id),
+    )
+    assert members == 0

@@ -48,3 +48,9 @@ def page(rows: Sequence[T], limit: int, key_of: Callable[[T], Sequence[Any]]) ->
     items = list(rows[:limit])
     next_cursor = encode_cursor(key_of(items[-1])) if len(rows) > limit and items else None
     return items, next_cursor
+
+
+def keyed_page(rows: Sequence[dict[str, Any]], limit: int) -> dict[str, Any]:
+    """A page of rows that carry their sort key under ``"_key"`` (dropped from the items)."""
+    items, next_cursor = page(rows, limit, lambda r: r["_key"])
+    return {"items": [{k: v for k, v in r.items() if k != "_key"} for r in items], "next_cursor": next_cursor}

@@ -10,29 +10,22 @@ from pydantic import BaseModel
 from actors.commands import Op
 from actors.room_actor import Reply, Request, RoomActor
 from actors.room_state import Connection
-from protocol.errors import Forbidden, NotFound, ServiceUnavailable
+from protocol.errors import NotFound, ServiceUnavailable
 from server.auth import Principal
 from server.http.principal import app_context, require_principal
 from server.http.rooms_access import visible_room
 from server.live.prepare import prepare
-from storage.rooms import is_private
 
 
 async def _caller(room: dict[str, Any], principal: Principal) -> Connection:
     """The REST caller as the room sees them; joining a non-private room as a socket would."""
     ctx = app_context()
-    room_id = uuid.UUID(room["id"])
     user = await ctx.users.get(principal.user_id)
     if user is None:
         raise NotFound("no such user")
-    role = await ctx.rooms.role_of(room_id, user.id)
-    if role is None:
-        if is_private(room) and not principal.is_admin:
-            raise Forbidden("this room is private")
-        role = "member" if is_private(room) else await ctx.rooms.join(room_id, user.id)
-    if await ctx.rooms.is_banned(room_id, user.id):
-        raise Forbidden("you are banned from this room")
-    return Connection(str(user.id), user.username, role, principal.is_admin, principal.role == "artist")
+    role = await ctx.rooms.enter(room, user.id, is_admin=principal.is_admin)
+    is_artist = principal.role == "artist" or user.role == "artist"
+    return Connection(str(user.id), user.username, role, principal.is_admin, is_artist)
 
 
 async def live_actor(room_id: str) -> RoomActor:

@@ -27,7 +27,7 @@ from protocol.rooms import (
 )
 from server.auth import Principal
 from server.http.errors import no_content
-from server.http.pagination import PageQuery, decode_cursor, page
+from server.http.pagination import PageQuery, decode_cursor, keyed_page, page
 from server.http.principal import app_context, optional_principal, require_principal
 from server.http.room_ops import run_op
 from server.http.rooms_access import visible_room
@@ -79,11 +79,9 @@ def _after_key(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
 
 
 def _room_page(rows: list[dict[str, Any]], limit: int) -> dict[str, Any]:
-    items, next_cursor = page(rows, limit, lambda r: r["_key"])
-    return {
-        "items": [_with_listeners({k: v for k, v in r.items() if k != "_key"}) for r in items],
-        "next_cursor": next_cursor,
-    }
+    result = keyed_page(rows, limit)
+    result["items"] = [_with_listeners(r) for r in result["items"]]
+    return result
 
 
 @blueprint.get("/mine")
@@ -175,8 +173,7 @@ async def members(room_id: str, query_args: PageQuery) -> dict[str, Any]:
     rid = _room_id(room_id)
     await visible_room(rid, optional_principal())
     rows = await app_context().rooms.members_page(rid, query_args.limit, _after_key(query_args.cursor))
-    items, next_cursor = page(rows, query_args.limit, lambda r: r["_key"])
-    return {"items": [{k: v for k, v in r.items() if k != "_key"} for r in items], "next_cursor": next_cursor}
+    return keyed_page(rows, query_args.limit)
 
 
 @blueprint.patch("/<room_id>/members/<user_id>")
@@ -263,8 +260,7 @@ async def pending_requests(room_id: str, query_args: PageQuery) -> dict[str, Any
     rid = _room_id(room_id)
     await _require_mod(rid, require_principal())
     rows = await app_context().rooms.requests_page(rid, query_args.limit, _after_key(query_args.cursor))
-    items, next_cursor = page(rows, query_args.limit, lambda r: r["_key"])
-    return {"items": [{k: v for k, v in r.items() if k != "_key"} for r in items], "next_cursor": next_cursor}
+    return keyed_page(rows, query_args.limit)
 
 
 @blueprint.post("/<room_id>/requests/<request_id>/approve")

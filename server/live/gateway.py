@@ -224,15 +224,6 @@ class LiveGateway:
         user = await self._users.get(principal.user_id)
         if user is None:
             raise Unauthorized("the token's user no longer exists", field="token")
-        if await self._rooms.is_banned(room_id, user.id):
-            raise Forbidden("you are banned from this room")
-        role = await self._rooms.role_of(room_id, user.id)
-        if role is None:
-            if is_private(room):
-                if not principal.is_admin:
-                    raise Forbidden("this room is private; ask to join")
-                role = "member"  # site admins may look in without joining
-            else:
-                role = await self._rooms.join(room_id, user.id)  # the implicit join, recorded once
+        role = await self._rooms.enter(room, user.id, is_admin=principal.is_admin)
         is_artist = principal.role == "artist" or user.role == "artist"
         return Admission(room_id, str(user.id), user.username, role, principal.is_admin, since, is_artist)
