@@ -123,10 +123,6 @@ def state_from_seed(seed: Seed) -> RoomState:
     return state
 
 
-def private_event(name: str, at: int, data: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "event", "name": name, "at": at, "data": data}
-
-
 def reply_message(ref: int | None, data: dict[str, Any]) -> dict[str, Any]:
     return {"type": "reply", "ref": ref, "ok": True, "data": data}
 
@@ -407,25 +403,8 @@ class RoomActor:
             if event.seq is None or not event.meta.get("awards"):
                 continue
             for progress in outcome.ticket.results_for(self.room_id, event.seq):
-                at = event.at
-                self._notify(
-                    progress.user_id,
-                    private_event(
-                        "points.awarded",
-                        at,
-                        {
-                            "points": progress.points,
-                            "reason": "+".join(progress.reasons),
-                            "total": progress.total,
-                            "level": progress.level,
-                        },
-                    ),
-                )
-                for level in progress.level_ups:
-                    self._notify(
-                        progress.user_id,
-                        private_event("level.up", at, {"level": level, "credits_awarded": level}),
-                    )
+                for notice in progress.notices(event.at):
+                    self._notify(progress.user_id, notice)
 
     def broadcast(self, message: dict[str, Any], *, exclude: int | None = None) -> None:
         """Encode once per encoding, frame once, write the same bytes to every socket."""

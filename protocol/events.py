@@ -65,3 +65,8 @@ class Event:
     @classmethod
     def from_journal(cls, name: str, seq: int, at: int, payload: dict[str, Any]) -> Event:
         return cls(name=name, data=payload["data"], at=at, seq=seq, meta=payload.get("meta", {}))
+
+
+def private_event(name: str, at: int, data: dict[str, Any]) -> dict[str, Any]:
+    """An event for one user's sockets only: no ``seq`` (PROTOCOL.md "Events")."""
+    return {"type": "event", "name": name, "at": at, "data": data}

@@ -8,12 +8,15 @@ from actors.registry import RoomRegistry
 from actors.room_actor import ActorConfig
 from server.auth import TokenIssuer
 from server.config import Settings
+from server.live.user_sockets import UserSockets
 from server.metrics import Metrics
 from storage.database import Database
+from storage.playlists import Playlists
 from storage.profiles import Profiles
 from storage.progression import Progression
 from storage.rooms import Rooms
 from storage.users import Users
+from storage.verification import Verification
 
 
 @dataclass
@@ -26,7 +29,10 @@ class AppContext:
     rooms: Rooms
     progression: Progression
     profiles: Profiles
+    playlists: Playlists
+    verification: Verification
     registry: RoomRegistry | None = None  # set while the live side runs
+    user_sockets: UserSockets | None = None  # set while the live side runs
 
     @classmethod
     def build(cls, settings: Settings, db: Database, jwt_secret: str) -> AppContext:
@@ -39,6 +45,8 @@ class AppContext:
             rooms=Rooms(db),
             progression=Progression(db),
             profiles=Profiles(db),
+            playlists=Playlists(db),
+            verification=Verification(db),
         )
 
     def actor_config(self) -> ActorConfig:

@@ -111,6 +111,7 @@ async def run_services(
                 notify=user_sockets.notify,
             )
             ctx.registry = registry
+            ctx.user_sockets = user_sockets
             live_sessions = await ctx.rooms.with_live_sessions()
             if live_sessions:
                 log.info("resuming %d room(s) with a live DJ session", len(live_sessions))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
 
 import asyncpg
@@ -147,3 +148,8 @@ async def open_database(dsn: str, *, max_size: int = 10) -> AsyncIterator[Databa
         yield db
     finally:
         await db.close()
+
+
+def micros(ts: datetime) -> int:
+    """Microseconds since the epoch: the precision of a timestamptz, for exact cursor keys."""
+    return int(ts.timestamp()) * 1_000_000 + ts.microsecond

@@ -111,6 +111,7 @@ def _rows(batch: _Batch) -> dict[str, list[tuple[Any, ...]]]:
         "modlog": [],
         "sessions_started": [],
         "sessions_ended": [],
+        "track_plays": [],
     }
     reactions: OrderedDict[tuple[str, str, str], tuple[bool, int]] = OrderedDict()
     pins: dict[str, list[str]] = {}
@@ -153,6 +154,9 @@ def _rows(batch: _Batch) -> dict[str, list[tuple[Any, ...]]]:
             )
         elif e.name == "session.ended":
             rows["sessions_ended"].append((d["session_id"], _ts(e.at), d["reason"]))
+        elif e.name == "track.started":
+            item = d["item"]
+            rows["track_plays"].append((item["item_id"], room_id, d["dj_id"], item["track"]["id"], _ts(e.at)))
         elif e.name == "user.banned":
             until = _ts(d["until"]) if d["until"] is not None else None
             rows["bans"].append((room_id, d["user_id"], until, d["reason"], e.meta["modlog"]["actor_id"]))
@@ -246,6 +250,9 @@ _STATEMENTS: dict[str, str] = {
     "sessions_ended": """UPDATE dj_sessions s SET ended_at = x.a, end_reason = x.r
                          FROM unnest($1::uuid[], $2::timestamptz[], $3::text[]) AS x(i, a, r)
                          WHERE s.id = x.i""",
+    "track_plays": """INSERT INTO track_plays (item_id, room_id, dj_id, track_ref_id, started_at)
+                      SELECT * FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::uuid[], $5::timestamptz[])
+                      ON CONFLICT (item_id) DO NOTHING""",
     "bans": """INSERT INTO room_bans (room_id, user_id, until, reason, banned_by)
                SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::text[], $5::uuid[])
                ON CONFLICT (room_id, user_id) DO UPDATE
@@ -276,6 +283,7 @@ _ORDER = (
     "room_deletes",
     "sessions_started",
     "sessions_ended",
+    "track_plays",
     "bans",
     "unbans",
     "modlog",

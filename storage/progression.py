@@ -11,9 +11,11 @@ from typing import Any
 import asyncpg
 
 from protocol.errors import Conflict
+from protocol.events import private_event
 from storage.database import Database, Record
 
 CREDITS_PER_MONTH = 100
+PLAYLIST_ADD_POINTS = 5  # to whoever played the track in a room, once per adding user per track
 
 
 def level_for(total_points: int) -> int:
@@ -52,6 +54,19 @@ class Progress:
     level: int
     level_ups: list[int]
     credits_awarded: int
+
+    def notices(self, at: int) -> list[dict[str, Any]]:
+        """The private ``points.awarded`` and ``level.up`` events this change owes its user."""
+        awarded = {
+            "points": self.points,
+            "reason": "+".join(self.reasons),
+            "total": self.total,
+            "level": self.level,
+        }
+        return [private_event("points.awarded", at, awarded)] + [
+            private_event("level.up", at, {"level": level, "credits_awarded": level})
+            for level in self.level_ups
+        ]
 
 
 async def apply_awards(

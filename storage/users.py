@@ -86,6 +86,10 @@ class Users:
         row = await self._db.fetchrow(f"SELECT {_COLUMNS} FROM users WHERE id = $1", user_id)
         return None if row is None else User.from_record(row)
 
+    async def by_username(self, username: str) -> User | None:
+        row = await self._db.fetchrow(f"SELECT {_COLUMNS} FROM users WHERE username = lower($1)", username)
+        return None if row is None else User.from_record(row)
+
     async def update_password_hash(self, user_id: uuid.UUID, password_hash: str) -> None:
         await self._db.execute(
             "UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1", user_id, password_hash

@@ -9,7 +9,7 @@ from quart_schema import Info, QuartSchema
 from quart_trio import QuartTrio
 
 from server.context import AppContext
-from server.http import accounts, dj, health, profiles, progression, rooms
+from server.http import accounts, dj, health, playlists, profiles, progression, rooms, verification
 from server.http.errors import install_error_handlers
 
 MAX_BODY_BYTES = 1 << 20
@@ -36,6 +36,8 @@ def create_app(ctx: AppContext) -> QuartTrio:
         progression.blueprint,
         dj.blueprint,
         profiles.blueprint,
+        playlists.blueprint,
+        verification.blueprint,
     ):
         app.register_blueprint(blueprint)
 
