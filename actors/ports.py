@@ -16,7 +16,7 @@ class Subscriber(Protocol):
     encoding: Encoding
 
     def send_frame(self, frame: bytes) -> None:
-        """Queue a complete WebSocket frame without blocking (dropped if the socket is gone)."""
+        """Queue one or more complete WebSocket frames without blocking (dropped if the socket is gone)."""
 
     def close(self, code: int, reason: str = "") -> None:
         """Start closing the socket with ``code`` without blocking."""

@@ -21,13 +21,13 @@ from typing import Any
 import trio
 
 from actors.commands import Command, Join, Leave, Op, Tick
+from actors.fanout import Fanout
 from actors.moderation_rules import CLOSE_KICKED
 from actors.ports import Journal, Notify, Seed, Subscriber, Ticket
 from actors.ratelimit import RateLimiter
 from actors.room_rules import decide, welcome_data
 from actors.room_state import INTERNAL_EVENTS, RoomInfo, RoomState
 from actors.session_rules import next_deadline
-from protocol.codec import Encoding, encode_frame
 from protocol.errors import ProtocolError, RateLimited
 from protocol.events import Event
 
@@ -58,6 +58,7 @@ class ActorConfig:
     ring_size: int = 1000
     inbox_size: int = 1024
     pending_limit: int = 8192  # outcomes decided but not yet shown
+    coalesce_s: float = 0.005  # fan-out window: what is shown within it reaches a socket in one write
 
 
 class Reply:
@@ -157,11 +158,16 @@ class RoomActor:
         self._notify = notify
         self._tallies: dict[str, Event] = {}
         self._tally_next = -math.inf
-        self.subscribers: dict[int, Subscriber] = {}
+        self._fanout = Fanout(config.coalesce_s)
         self.accepting = True
         self.finished = trio.Event()
 
     # ---- API used by the gateway and the registry ------------------------------------
+
+    @property
+    def subscribers(self) -> dict[int, Subscriber]:
+        """The sockets that receive what the room shows from now on."""
+        return self._fanout.subscribers
 
     @property
     def listeners(self) -> int:
@@ -361,44 +367,49 @@ class RoomActor:
     # ---- the publisher ---------------------------------------------------------------
 
     async def _publisher(self) -> None:
-        async for outcome in self._out_recv:
-            if outcome.ticket is not None:
-                await outcome.ticket.wait()  # a failed commit crashes the actor: nothing was shown
-            self._show(outcome)
-            if outcome.ticket is not None and self._notify is not None:
-                self._tell_progress(outcome)
-            if outcome.done is not None:
-                outcome.done.set()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._fanout.run)
+            async for outcome in self._out_recv:
+                if outcome.ticket is not None:
+                    await outcome.ticket.wait()  # a failed commit crashes the actor: nothing was shown
+                self._show(outcome)
+                if outcome.ticket is not None and self._notify is not None:
+                    self._tell_progress(outcome)
+                if outcome.done is not None:
+                    self._fanout.flush()
+                    outcome.done.set()
+            self._fanout.flush()
+            nursery.cancel_scope.cancel()
 
     def _show(self, outcome: _Outcome) -> None:
+        fanout = self._fanout
         if outcome.subscribe is not None:
             conn, messages = outcome.subscribe
-            for message in messages:
-                conn.send_frame(encode_frame(message, conn.encoding))
-            self.subscribers[conn.conn_id] = conn
+            fanout.subscribe(conn, messages)
         if outcome.unsubscribe is not None:
-            self.subscribers.pop(outcome.unsubscribe, None)
+            fanout.unsubscribe(outcome.unsubscribe)
         for event in outcome.events:
-            self.broadcast(event.wire(), exclude=outcome.exclude)
+            fanout.to_all(event.wire(), exclude=outcome.exclude)
             if event.name in ("user.kicked", "user.banned"):
                 self._close_user(event.data["user_id"], CLOSE_KICKED, event.name.removeprefix("user."))
             elif event.name == "room.deleted":
-                self.close_all(CLOSE_ROOM_DELETED, "room deleted")
+                fanout.close_all(CLOSE_ROOM_DELETED, "room deleted")
         if outcome.reply is not None:
             conn, message = outcome.reply
-            conn.send_frame(encode_frame(message, conn.encoding))
+            fanout.to_one(conn, message)
         if outcome.answer is not None:
             slot, data, error = outcome.answer
             slot._give(data, error)
         for conn, code, reason in outcome.closes:
-            conn.close(code, reason)
+            fanout.close(conn, code, reason)
         if outcome.close_everyone is not None:
-            for conn in self.subscribers.values():
-                conn.close(outcome.close_everyone, "server shutting down")
+            fanout.close_all(outcome.close_everyone, "server shutting down")
 
     def _tell_progress(self, outcome: _Outcome) -> None:
         """``points.awarded`` and ``level.up`` to the user's sockets in every room, after commit."""
         assert outcome.ticket is not None and self._notify is not None
+        if any(e.seq is not None and e.meta.get("awards") for e in outcome.events):
+            self._fanout.flush()  # the events first, then what they earned
         for event in outcome.events:
             if event.seq is None or not event.meta.get("awards"):
                 continue
@@ -406,16 +417,15 @@ class RoomActor:
                 for notice in progress.notices(event.at):
                     self._notify(progress.user_id, notice)
 
-    def broadcast(self, message: dict[str, Any], *, exclude: int | None = None) -> None:
-        """Encode once per encoding, frame once, write the same bytes to every socket."""
-        frames: dict[Encoding, bytes] = {}
-        for conn_id, conn in self.subscribers.items():
-            if conn_id == exclude:
-                continue
-            frame = frames.get(conn.encoding)
-            if frame is None:
-                frame = frames[conn.encoding] = encode_frame(message, conn.encoding)
-            conn.send_frame(frame)
+    def _close_user(self, user_id: str, code: int, reason: str) -> None:
+        for conn_id, conn in list(self.subscribers.items()):
+            seen = self.state.connections.get(conn_id)
+            if seen is not None and seen.user_id == user_id:
+                self._fanout.close(conn, code, reason)
+
+    def close_all(self, code: int, reason: str) -> None:
+        """The room is gone (a crash): unsent frames are dropped and every socket closes now."""
+        self._fanout.abandon(code, reason)
 
     def find_item(self, item_id: str) -> bool:
         """Whether this room's session holds the queue item (queued or playing)."""
@@ -426,14 +436,3 @@ class RoomActor:
         return (playing is not None and playing.item.item_id == item_id) or session.find_item(
             item_id
         ) is not None
-
-    def _close_user(self, user_id: str, code: int, reason: str) -> None:
-        for conn_id, conn in list(self.subscribers.items()):
-            seen = self.state.connections.get(conn_id)
-            if seen is not None and seen.user_id == user_id:
-                conn.close(code, reason)
-
-    def close_all(self, code: int, reason: str) -> None:
-        for conn in list(self.subscribers.values()):
-            conn.close(code, reason)
-        self.subscribers.clear()

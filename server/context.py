@@ -57,4 +57,5 @@ class AppContext:
             chat_rate=s.chat_rate,
             chat_rate_window_s=s.chat_rate_window_s,
             ops_per_second=s.ops_per_second,
+            coalesce_s=s.coalesce_ms / 1000,
         )

@@ -19,6 +19,7 @@ from actors.room_state import RoomInfo, RoomState
 from protocol.codec import Encoding
 from protocol.events import Event
 from protocol.ops import parse_op_data
+from tests.frames import unframe
 
 
 class CommittedTicket:
@@ -56,11 +57,17 @@ class Inbox:
         self.conn_id = conn_id
         self.messages: list[dict[str, Any]] = []
         self.closed: tuple[int, str] | None = None
+        self._arrived = trio.Event()
 
     def send_frame(self, frame: bytes) -> None:
-        length = frame[1] & 0x7F
-        offset = 2 + (2 if length == 126 else 8 if length == 127 else 0)
-        self.messages.append(json.loads(frame[offset:]))
+        self.messages.extend(json.loads(payload) for payload in unframe(frame))
+        self._arrived.set()
+
+    async def wait_for_seq(self, seq: int) -> None:
+        """Until an event with ``seq`` has arrived (the room writes in coalesced flushes)."""
+        while not any(m.get("seq") == seq for m in self.messages):
+            self._arrived = trio.Event()
+            await self._arrived.wait()
 
     def close(self, code: int, reason: str = "") -> None:
         self.closed = (code, reason)
@@ -100,6 +107,10 @@ async def test_an_evening_of_tracks_plays_by_the_clock(autojump_clock: trio.test
         with trio.fail_after(4 * 3600):  # virtual time
             await journal.done.wait()
         assert trio.current_time() - started_at == 160 * 60
+        last = journal.events[-1].seq
+        assert last is not None
+        for inbox in (owner, ana, ben):
+            await inbox.wait_for_seq(last)
         nursery.cancel_scope.cancel()
     started = [e for e in journal.events if e.name == "track.started"]
     assert len(started) == 40
