@@ -28,7 +28,7 @@ from actors.ratelimit import RateLimiter
 from actors.room_rules import decide, welcome_data
 from actors.room_state import INTERNAL_EVENTS, RoomInfo, RoomState
 from actors.session_rules import next_deadline
-from protocol.errors import ProtocolError, RateLimited
+from protocol.errors import NotFound, ProtocolError, RateLimited, ServiceUnavailable
 from protocol.events import Event
 
 log = logging.getLogger("seda.room")
@@ -68,6 +68,10 @@ class Reply:
         self._done = trio.Event()
         self._data: dict[str, Any] = {}
         self._error: ProtocolError | None = None
+
+    @property
+    def given(self) -> bool:
+        return self._done.is_set()
 
     def _give(self, data: dict[str, Any] | None, error: ProtocolError | None) -> None:
         self._data, self._error = data or {}, error
@@ -161,6 +165,8 @@ class RoomActor:
         self._fanout = Fanout(config.coalesce_s)
         self.accepting = True
         self.finished = trio.Event()
+        self._stop_code: int | None = None
+        self._waiting: _Outcome | None = None  # the outcome whose commit the publisher awaits
 
     # ---- API used by the gateway and the registry ------------------------------------
 
@@ -189,16 +195,18 @@ class RoomActor:
             # Recovered with nobody here: every DJ counts as dropped off from now (60 s to return).
             for dj in session.djs:
                 session.away_since.setdefault(dj, self.now())
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._publisher)
-            task_status.started()
-            try:
-                await self._loop()
-            finally:
-                self.accepting = False
-                self._inbox.close()
-            # Let the publisher show everything decided so far, then stop it.
-            self._out_send.close()
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._publisher)
+                task_status.started()
+                try:
+                    await self._loop()
+                finally:
+                    self._turn_away_queued()
+                # Let the publisher show everything decided so far, then stop it.
+                self._out_send.close()
+        finally:
+            self._turn_away_unshown()
 
     def now(self) -> int:
         """Wall-clock ms, advanced by trio's clock (so MockClock drives a whole evening of tracks)."""
@@ -240,10 +248,49 @@ class RoomActor:
             if not self.state.connections:
                 idle_since = trio.current_time()
 
+    def _turn_away_queued(self) -> None:
+        """Stop taking requests. Those already queued will never be decided: a socket still
+        waiting for its welcome is closed (it reconnects to the room's next actor, or learns
+        why not), and a REST caller is told the room is unavailable."""
+        self.accepting = False
+        while True:
+            try:
+                request = self._inbox.receive_nowait()
+            except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+                break
+            if isinstance(request, Request):
+                self._turn_away(request.conn if isinstance(request.command, Join) else None, request.reply)
+        self._inbox.close()
+
+    def _turn_away_unshown(self) -> None:
+        """After a crash, outcomes decided but never shown: nobody may wait on them forever."""
+        while True:
+            if self._waiting is not None:
+                outcome, self._waiting = self._waiting, None
+            else:
+                try:
+                    outcome = self._out_recv.receive_nowait()
+                except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+                    break
+            joining = outcome.subscribe[0] if outcome.subscribe is not None else None
+            self._turn_away(joining, outcome.answer[0] if outcome.answer is not None else None)
+
+    def _turn_away(self, joining: Subscriber | None, reply: Reply | None) -> None:
+        error: ProtocolError
+        if self.state.deleted:
+            code, reason, error = CLOSE_ROOM_DELETED, "room deleted", NotFound("the room was deleted")
+        else:
+            code = CLOSE_GOING_AWAY if self._stop_code == CLOSE_GOING_AWAY else CLOSE_INTERNAL
+            reason, error = "room restarting", ServiceUnavailable("the room is restarting; try again")
+        if joining is not None:
+            joining.close(code, reason)
+        if reply is not None and not reply.given:
+            reply._give(None, error)
+
     async def _finish(self, close_code: int | None) -> None:
         """Stop taking requests, snapshot, and wait until everything decided has been shown."""
-        self.accepting = False
-        self._inbox.close()
+        self._stop_code = close_code
+        self._turn_away_queued()
         outcome = _Outcome(done=trio.Event())
         if self.state.seq > self._snapshot_seq:
             outcome.ticket = self._journal.submit(self.room_id, [], (self.state.seq, self.state.snapshot()))
@@ -371,7 +418,9 @@ class RoomActor:
             nursery.start_soon(self._fanout.run)
             async for outcome in self._out_recv:
                 if outcome.ticket is not None:
+                    self._waiting = outcome
                     await outcome.ticket.wait()  # a failed commit crashes the actor: nothing was shown
+                    self._waiting = None
                 self._show(outcome)
                 if outcome.ticket is not None and self._notify is not None:
                     self._tell_progress(outcome)

@@ -315,6 +315,36 @@ async def test_socket_that_joins_while_a_commit_fails_is_closed_1011_too(
     assert [m["text"] for m in await history(http, room["id"])] == ["m1"]
 
 
+async def test_a_rest_op_whose_commit_fails_is_answered_503_not_left_waiting(
+    live: Live, http: httpx.AsyncClient, db: Database
+) -> None:
+    token, _ = await live.user()
+    room = await live.room(token)
+    answer: list[httpx.Response] = []
+
+    async def pin() -> None:
+        track = {"provider": "deezer", "provider_id": "1", "title": "T", "artist": "A", "duration_ms": 60_000}
+        answer.append(
+            await http.post(
+                f"/api/v1/rooms/{room['id']}/pin-track",
+                json={"track": track},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+        )
+
+    async with live.connect(room["id"], token) as a:
+        async with db.transaction() as tx, trio.open_nursery() as nursery:
+            await tx.execute("LOCK TABLE room_events IN SHARE ROW EXCLUSIVE MODE")
+            nursery.start_soon(pin)  # its room.updated waits in the blocked batch
+            await wait_journal_blocked_on_lock(db)
+            await kill_journal_connection(db)
+        await expect_closed(a, 1011)
+    (response,) = answer
+    assert response.status_code == 503, response.text
+    async with live.connect(room["id"], token) as again:
+        assert again.welcome["data"]["room"]["pinned_track"] is None  # nothing half-written
+
+
 async def test_events_pipelined_behind_a_failed_batch_are_not_committed(
     live: Live, http: httpx.AsyncClient, db: Database
 ) -> None:

@@ -58,8 +58,9 @@ class LiveConnection:
         self._invalid: deque[float] = deque()
         self._invalid_limit = invalid_limit
         self._invalid_window_s = invalid_window_s
-        self._close_requested = trio.Event()
-        self._close: tuple[int, str] = (1000, "")
+        self._close: tuple[int, str] | None = None
+        self._reading: trio.CancelScope | None = None
+        outbox.on_dead = self._lost
 
     # ---- Subscriber -------------------------------------------------------------------
 
@@ -67,21 +68,36 @@ class LiveConnection:
         self._outbox.write_now(frame)
 
     def close(self, code: int, reason: str = "") -> None:
-        if not self._close_requested.is_set():
+        """Stop reading and close with ``code`` (the first close asked for wins)."""
+        if self._close is None:
             self._close = (code, reason)
-            self._close_requested.set()
+            if self._reading is not None:
+                self._reading.cancel()
+
+    def _lost(self) -> None:
+        """The outbox gave up on the client (write error, or overflow with 4009 queued)."""
+        if self._reading is not None:
+            self._reading.cancel()
 
     # ---- the socket's life -----------------------------------------------------------
 
     async def serve(self, actor: RoomActor) -> None:
-        """Read ops until the socket closes or is closed; then leave the room."""
+        """Read ops until the client goes or the room closes the socket; then leave the room.
+
+        One task per socket besides trio-websocket's reader: a close from the room (or the
+        outbox losing the client) cancels the read, and the close handshake runs here.
+        """
         try:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._closer, nursery.cancel_scope)
-                nursery.start_soon(self._watch_room, actor)
+            with trio.CancelScope() as self._reading:
+                if self._close is not None or self._outbox.dead:
+                    self._reading.cancel()
                 await self._read(actor)
-                if not self._close_requested.is_set():
-                    nursery.cancel_scope.cancel()  # else the closer finishes the close handshake
+            if self._close is not None:
+                with trio.move_on_after(CLOSE_GRACE_S):
+                    await self._ws.aclose(*self._close)
+            elif self._outbox.dead:
+                with trio.move_on_after(CLOSE_GRACE_S):
+                    await self._outbox.wait_send_all_might_not_block()  # the 4009 frame, if any
         finally:
             # If the actor is gone, the socket went with it: nothing to leave.
             with (
@@ -90,30 +106,6 @@ class LiveConnection:
                 contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError),
             ):
                 await actor.send(Request(Leave(self.conn_id)))
-
-    async def _closer(self, scope: trio.CancelScope) -> None:
-        """Close when the room asks, or when the client is lost (overflow: 4009 is already queued)."""
-        async with trio.open_nursery() as waiters:
-            waiters.start_soon(self._wait_and_cancel, self._close_requested, waiters.cancel_scope)
-            waiters.start_soon(self._wait_and_cancel, self._outbox.dead, waiters.cancel_scope)
-        if self._close_requested.is_set():
-            code, reason = self._close
-            with trio.move_on_after(CLOSE_GRACE_S):
-                await self._ws.aclose(code, reason)
-        else:
-            with trio.move_on_after(CLOSE_GRACE_S):
-                await self._outbox.wait_send_all_might_not_block()
-        scope.cancel()
-
-    async def _watch_room(self, actor: RoomActor) -> None:
-        """If the room's actor ends (a crash) before closing this socket, close it so it resumes."""
-        await actor.finished.wait()
-        self.close(CLOSE_INTERNAL, "room restarting")
-
-    @staticmethod
-    async def _wait_and_cancel(event: trio.Event, scope: trio.CancelScope) -> None:
-        await event.wait()
-        scope.cancel()
 
     async def _read(self, actor: RoomActor) -> None:
         rate_key = self.user_id or f"guest:{self.conn_id}"

@@ -103,17 +103,17 @@ class LiveGateway:
             await self._all_closed.wait()
 
     async def _handle(self, stream: trio.SocketStream) -> None:
-        outbox = OutboxStream(stream, limit=self._limits.outbox_limit_bytes)
         self._open += 1
         self._all_closed = trio.Event()
+        outbox: OutboxStream | None = None
         try:
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(outbox.drain_loop)
+                outbox = OutboxStream(stream, nursery, limit=self._limits.outbox_limit_bytes)
                 await self._session(nursery, outbox)
                 nursery.cancel_scope.cancel()
         finally:
             with trio.CancelScope(shield=True):
-                await outbox.aclose()
+                await (outbox or stream).aclose()
             self._open -= 1
             if self._open == 0:
                 self._all_closed.set()

@@ -4,6 +4,8 @@ trio-websocket is given this stream, so it still does the handshake, reading,
 ping/pong and close; broadcasts are pre-built frames written with
 :meth:`OutboxStream.write_now`, which tries the kernel at once and keeps only
 what it refused. Frames never interleave because both paths share the outbox.
+A drain task runs only while the kernel is refusing bytes, so an idle socket
+costs no task of its own.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import errno
 import os
 import struct
 from collections import deque
+from collections.abc import Callable
 
 import trio
 
@@ -24,28 +27,32 @@ def close_frame(code: int, reason: str) -> bytes:
 
 
 class OutboxStream(trio.abc.HalfCloseableStream):
-    def __init__(self, stream: trio.SocketStream, *, limit: int) -> None:
+    def __init__(self, stream: trio.SocketStream, nursery: trio.Nursery, *, limit: int) -> None:
         self._stream = stream
+        self._nursery = nursery
         self._fd = stream.socket.fileno()
         self._limit = limit
         self._chunks: deque[memoryview] = deque()
         self._queued = 0
-        self._wake = trio.Event()
-        self._drained = trio.Event()
-        self._drained.set()
+        self._draining = False
+        self._drained: trio.Event | None = None  # made only when someone waits for a drain
         self._closed = False
         self.broken = False
         self.overflowed = False
         self.bytes_written = 0
-        # Set when the client is lost to us (write error or overflow); its connection then ends.
-        self.dead = trio.Event()
+        # Called once when the client is lost to us (write error or overflow); its connection then ends.
+        self.on_dead: Callable[[], None] | None = None
+
+    @property
+    def dead(self) -> bool:
+        return self.broken or self.overflowed
 
     @property
     def queued(self) -> int:
         return self._queued
 
     def write_now(self, data: bytes) -> bool:
-        """Queue ``data`` (a whole frame) without blocking; False if the socket is gone or overflowed."""
+        """Queue ``data`` (whole frames) without blocking; False if the socket is gone or overflowed."""
         if self._closed or self.broken or self.overflowed:
             return False
         view = memoryview(data)
@@ -53,12 +60,18 @@ class OutboxStream(trio.abc.HalfCloseableStream):
             written = self._try_write(view)
             if written == len(view):
                 return True
+            if self.broken:
+                return False
             view = view[written:]
         self._chunks.append(view)
         self._queued += len(view)
-        if self._drained.is_set():
-            self._drained = trio.Event()
-        self._wake.set()
+        if not self._draining:
+            try:
+                self._nursery.start_soon(self._drain)
+            except RuntimeError:  # the socket's nursery is closing: it is on its way out
+                self._break()
+                return False
+            self._draining = True
         if self._queued > self._limit:
             self._overflow()
         return not self.overflowed
@@ -78,18 +91,24 @@ class OutboxStream(trio.abc.HalfCloseableStream):
         self.bytes_written += written
         return written
 
+    def _settled(self) -> None:
+        """Nothing is queued any more (sent, or dropped with the socket)."""
+        if self._drained is not None:
+            self._drained.set()
+            self._drained = None
+
     def _break(self) -> None:
-        self.dead.set()
+        first = not self.dead
         self.broken = True
         self._chunks.clear()
         self._queued = 0
-        self._drained.set()
-        self._wake.set()
+        self._settled()
+        if first and self.on_dead is not None:
+            self.on_dead()
 
     def _overflow(self) -> None:
         """The client stopped reading: drop what it is owed and say 4009 after the frame in flight."""
         self.overflowed = True
-        self.dead.set()
         head = self._chunks[0] if self._chunks else None
         self._chunks.clear()
         self._queued = 0
@@ -99,31 +118,41 @@ class OutboxStream(trio.abc.HalfCloseableStream):
         tail = memoryview(close_frame(CLOSE_TOO_SLOW, "too slow"))
         self._chunks.append(tail)
         self._queued += len(tail)
+        if self.on_dead is not None:
+            self.on_dead()
 
-    async def drain_loop(self) -> None:
-        """Write what the kernel refused once it can take more; run for the socket's life."""
-        while not self._closed and not self.broken:
-            if not self._chunks:
-                self._drained.set()
-                await self._wake.wait()
-                self._wake = trio.Event()
-                continue
-            try:
-                await trio.lowlevel.wait_writable(self._fd)
-            except (trio.ClosedResourceError, OSError):
-                return  # the socket was closed under us
-            while self._chunks and not self.broken:
-                head = self._chunks[0]
-                written = self._try_write(head)
-                if written == 0:
-                    break
-                self._queued -= written
-                if written == len(head):
-                    self._chunks.popleft()
-                else:
-                    self._chunks[0] = head[written:]
+    async def _drain(self) -> None:
+        """Write what the kernel refused as it takes more; ends when nothing is left."""
+        try:
+            while self._chunks and not self._closed and not self.broken:
+                try:
+                    await trio.lowlevel.wait_writable(self._fd)
+                except (trio.ClosedResourceError, OSError):
+                    return  # the socket was closed under us
+                while self._chunks and not self.broken:
+                    head = self._chunks[0]
+                    written = self._try_write(head)
+                    if written == 0:
+                        break
+                    self._queued -= written
+                    if written == len(head):
+                        self._chunks.popleft()
+                    else:
+                        self._chunks[0] = head[written:]
             if not self._chunks and self.overflowed:
                 self._break()  # the 4009 frame is out; nothing more goes to this client
+        finally:
+            self._draining = False
+            if not self._chunks:
+                self._settled()
+
+    async def _wait_drained(self) -> None:
+        if self._chunks and not self.broken and not self._closed:
+            if self._drained is None:
+                self._drained = trio.Event()
+            await self._drained.wait()
+        else:
+            await trio.lowlevel.checkpoint()
 
     # ---- trio.abc.HalfCloseableStream, for trio-websocket ----------------------------
 
@@ -132,15 +161,15 @@ class OutboxStream(trio.abc.HalfCloseableStream):
             raise trio.ClosedResourceError("outbox closed")
         if not self.write_now(bytes(data)) and (self.broken or self.overflowed):
             raise trio.BrokenResourceError("socket gone")
-        await self._drained.wait()
+        await self._wait_drained()
         if self.broken:
             raise trio.BrokenResourceError("socket gone")
 
     async def wait_send_all_might_not_block(self) -> None:
-        await self._drained.wait()
+        await self._wait_drained()
 
     async def send_eof(self) -> None:
-        await self._drained.wait()
+        await self._wait_drained()
         await self._stream.send_eof()
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
@@ -152,6 +181,5 @@ class OutboxStream(trio.abc.HalfCloseableStream):
         self._closed = True
         self._chunks.clear()
         self._queued = 0
-        self._drained.set()
-        self._wake.set()
+        self._settled()
         await self._stream.aclose()
