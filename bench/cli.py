@@ -1,0 +1,235 @@
+"""``python -m bench SCENARIO [options]``: set up through REST, run the scenario, print the table."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.affinity import describe, pin, split_cpus
+from bench.control import OpFailed
+from bench.coordinator import Coordinator, WorkerFailed
+from bench.progress import ProgressBar
+from bench.report import RunInfo, build_report, format_table
+from bench.rest import RestApi, SetupFailed, UserPool
+from bench.scenarios import SCENARIOS
+from bench.scenarios.base import SetupEnv
+from bench.target import RAISED_LIMITS, ServerFailed, ServerMonitor, SpawnedServer, seda_command
+from bench.wsclient import ConnectFailed, LiveEndpoint
+
+
+def _common_options() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    target = common.add_argument_group("server under test (--spawn, or --http and --live)")
+    target.add_argument(
+        "--spawn",
+        action="store_true",
+        help="start a fresh `seda serve` (temporary data dir, raised rate limits, pinned to one CPU) "
+        "and stop it with SIGTERM at the end",
+    )
+    target.add_argument("--http", help="REST base URL of a running server, e.g. http://127.0.0.1:8000")
+    target.add_argument("--live", help="live gateway URL of that server, e.g. ws://127.0.0.1:8765")
+    target.add_argument("--server-pid", type=int, help="its PID, to report its CPU and RSS")
+    target.add_argument("--db-pid", type=int, help="its Postgres postmaster's PID, to report Postgres CPU")
+    target.add_argument("--seda", help="command that runs seda (default: the one beside this Python)")
+    target.add_argument(
+        "--data-dir",
+        type=Path,
+        help="--spawn: keep the server's data here (reused by later runs, users too), not in a temp dir",
+    )
+    target.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="--spawn: extra environment for the server (repeatable), e.g. SEDA_COALESCE_MS=0",
+    )
+    target.add_argument(
+        "--no-pin", action="store_true", help="--spawn: do not pin server and harness to CPUs"
+    )
+    run = common.add_argument_group("run")
+    run.add_argument("--procs", type=int, default=1, help="worker processes driving the sockets (1)")
+    run.add_argument("--duration", type=float, default=10.0, help="measured window in seconds (10)")
+    run.add_argument(
+        "--drain",
+        type=float,
+        default=20.0,
+        help="after the senders stop, wait at most this for their replies, then as long for deliveries (20)",
+    )
+    run.add_argument("--connect-timeout", type=float, default=30.0, help="per socket, to its welcome (30)")
+    run.add_argument(
+        "--user-cache",
+        type=Path,
+        help="JSON file of registered users to reuse against the same database (default with "
+        "--spawn --data-dir: DATA_DIR/bench-users.json)",
+    )
+    run.add_argument("--json", type=Path, metavar="FILE", help="also write the report as JSON here")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Load harness for the seda room server; speaks only PROTOCOL.md and the REST API.",
+    )
+    scenarios = parser.add_subparsers(dest="scenario", required=True, metavar="SCENARIO")
+    common = _common_options()
+    for name, scenario in SCENARIOS.items():
+        sub = scenarios.add_parser(name, parents=[common], help=scenario.help, description=scenario.help)
+        scenario.add_arguments(sub)
+    return parser
+
+
+def _server_env(pairs: list[str]) -> dict[str, str]:
+    env = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise SystemExit(f"--server-env wants NAME=VALUE, got {pair!r}")
+        env[name] = value
+    return env
+
+
+def _commit() -> str | None:
+    try:
+        found = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=Path(__file__).resolve().parents[1],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return found.stdout.strip() or None
+
+
+async def run_bench(args: argparse.Namespace, progress: ProgressBar) -> dict[str, Any]:
+    """One run, start to end; the report as a JSON-ready dict."""
+    scenario = SCENARIOS[args.scenario](args)
+    server: SpawnedServer | None = None
+    api: RestApi | None = None
+    target: dict[str, Any] = {}
+    try:
+        if args.spawn:
+            server = SpawnedServer(
+                seda_command(args.seda), data_dir=args.data_dir, env=_server_env(args.server_env)
+            )
+            progress.note(f"starting seda serve in {server.data_dir}")
+            await server.start()
+            http, live, pid, db_pid = server.http, server.live, server.pid, server.db_pid
+            target["raised_limits"] = RAISED_LIMITS | _server_env(args.server_env)
+        else:
+            http, live, pid, db_pid = args.http, args.live, args.server_pid, args.db_pid
+        target.update({"http": http, "live": live, "spawned": server is not None, "server_pid": pid})
+
+        api = RestApi(http)
+        cache = args.user_cache
+        if cache is None and server is not None and args.data_dir is not None:
+            cache = args.data_dir / "bench-users.json"
+        users = UserPool(
+            api, cache, lambda done, total: progress.show("users", done / total, {"registered": done})
+        )
+        env = SetupEnv(
+            api=api,
+            users=users,
+            live=LiveEndpoint.from_url(live),
+            procs=args.procs,
+            duration_s=args.duration,
+            drain_s=args.drain,
+            connect_timeout=args.connect_timeout,
+            progress=progress,
+        )
+        plan = await scenario.setup(env)
+        progress.done()
+
+        split = split_cpus() if server is not None and not args.no_pin else None
+        if server is not None and split is not None:
+            # Pinned after set-up, so registering users (Argon2) may use every core.
+            pin([os.getpid()], split.harness, descendants=False)
+            pin([server.pid, *([db_pid] if db_pid else [])], split.server)
+            target["pinned"] = {"server": describe(split.server), "bench": describe(split.harness)}
+        monitor = ServerMonitor(pid, db_pid) if pid else None
+        outcome = await Coordinator(
+            plan,
+            live=env.live,
+            http=http,
+            connect_timeout=args.connect_timeout,
+            progress=progress,
+            monitor=monitor,
+        ).run()
+        if server is not None and not server.alive():
+            target["died"] = (
+                f"seda serve exited ({server.process and server.process.returncode}) during the run"
+            )
+        info = RunInfo(
+            scenario=scenario.name,
+            description=scenario.describe(),
+            params={**scenario.params(), "procs": args.procs, "duration": args.duration},
+            target=target,
+            procs=args.procs,
+            date=datetime.now().strftime("%Y-%m-%d %H:%M"),
+            commit=_commit(),
+        )
+        report = build_report(info, outcome, scenario.results(outcome))
+    finally:
+        if api is not None:
+            await api.aclose()
+        if server is not None:
+            code = await server.stop()
+            target["exit_code"] = code
+            if code != 0:
+                progress.note(f"seda serve exited with {code}; its log: {server.log_path}")
+            server.cleanup()
+    target["summary"] = _target_summary(target)
+    return report
+
+
+def _target_summary(target: dict[str, Any]) -> str:
+    if target.get("spawned"):
+        text = f"spawned seda serve pid {target['server_pid']} (rate limits raised)"
+        if "pinned" in target:
+            text += f", server on CPU {target['pinned']['server']}, bench on CPU {target['pinned']['bench']}"
+        if target.get("exit_code") not in (0, None):
+            text += f"; EXITED WITH {target['exit_code']}"
+    else:
+        pid = target.get("server_pid")
+        text = f"{target['http']} + {target['live']}" + (f", pid {pid}" if pid else ", pid unknown")
+    if "died" in target:
+        text += f"; {target['died'].upper()}"
+    return text
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.spawn == bool(args.http or args.live) or (not args.spawn and not (args.http and args.live)):
+        parser.error("give either --spawn, or both --http and --live")
+    if args.procs < 1:
+        parser.error("--procs must be at least 1")
+    progress = ProgressBar(enabled=not args.quiet)
+    try:
+        report = asyncio.run(run_bench(args, progress))
+    except KeyboardInterrupt:
+        progress.done()
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (SetupFailed, ServerFailed, WorkerFailed, ConnectFailed, OpFailed, httpx.HTTPError) as exc:
+        progress.done()
+        print(f"bench: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    print(format_table(report))
+    if args.json is not None:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    return 0
