@@ -6,7 +6,7 @@ from typing import Any
 
 import trio
 from quart import Blueprint
-from quart_schema import validate_request, validate_response
+from quart_schema import security_scheme, validate_request, validate_response
 
 from protocol.accounts import LoginBody, RegisterBody, TokenOut, UserOut
 from protocol.errors import Unauthorized
@@ -58,8 +58,10 @@ async def login(data: LoginBody) -> dict[str, Any]:
 
 
 @blueprint.get("/me")
+@security_scheme([{"bearer": []}])
 @validate_response(UserOut, 200)
 async def me() -> dict[str, Any]:
+    """The caller's account."""
     principal = require_principal()
     user = await app_context().users.get(principal.user_id)
     if user is None:

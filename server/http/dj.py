@@ -12,18 +12,31 @@ from typing import Any
 
 from pydantic import BaseModel
 from quart import Blueprint, Response
-from quart_schema import validate_request
+from quart_schema import security_scheme_blueprint, validate_request, validate_response
 
 from actors.room_actor import RoomActor
-from protocol.dj import QueueAddBody, StartSessionBody, VoteBody
+from protocol.dj import (
+    QueueAddBody,
+    QueueAddedOut,
+    QueueOut,
+    RotationOut,
+    SessionDetailsOut,
+    SessionOut,
+    SessionStartedOut,
+    SessionStoppedOut,
+    StartSessionBody,
+    VoteBody,
+    VoteOut,
+)
 from protocol.errors import NotFound
 from protocol.ops import ItemRefData, NoData, QueueAddData, SessionStartData, VoteData
-from server.http.errors import no_content
+from server.http.errors import NoContent, documents, no_content
 from server.http.principal import app_context, require_principal
 from server.http.room_ops import live_actor, run_op
 from server.http.rooms_access import visible_room
 
 blueprint = Blueprint("dj", __name__, url_prefix="/api/v1")
+security_scheme_blueprint(blueprint, [{"bearer": []}])
 
 
 def _uuid(raw: str, field: str) -> uuid.UUID:
@@ -62,7 +75,9 @@ async def _live_session_room(session_id: str) -> uuid.UUID:
 
 @blueprint.post("/rooms/<room_id>/dj/start")
 @validate_request(StartSessionBody)
+@validate_response(SessionStartedOut, 201)
 async def start(room_id: str, data: StartSessionBody) -> tuple[dict[str, Any], int]:
+    """Start a DJ session in the room (owner or moderators; one session at a time)."""
     actor, reply = await run_op(
         _uuid(room_id, "room_id"),
         "session.start",
@@ -72,12 +87,15 @@ async def start(room_id: str, data: StartSessionBody) -> tuple[dict[str, Any], i
 
 
 @blueprint.post("/rooms/<room_id>/dj/stop")
+@validate_response(SessionStoppedOut, 200)
 async def stop(room_id: str) -> dict[str, Any]:
+    """End the room's session (who started it, or a moderator)."""
     await run_op(_uuid(room_id, "room_id"), "session.stop", NoData())
     return {}
 
 
 @blueprint.get("/rooms/<room_id>/dj")
+@validate_response(SessionOut, 200)
 async def current(room_id: str) -> dict[str, Any]:
     """The room's live session in the shape of the welcome's ``session``; 404 if none."""
     rid = _uuid(room_id, "room_id")
@@ -90,7 +108,9 @@ async def current(room_id: str) -> dict[str, Any]:
 
 
 @blueprint.get("/dj/sessions/<session_id>")
+@validate_response(SessionDetailsOut, 200)
 async def session_details(session_id: str) -> dict[str, Any]:
+    """A session, live or ended; its live ``state`` while it runs."""
     require_principal()
     room_id = await _session_room(session_id)
     await visible_room(room_id, require_principal())
@@ -115,23 +135,30 @@ async def session_details(session_id: str) -> dict[str, Any]:
 
 
 @blueprint.post("/dj/sessions/<session_id>/rotation/join")
+@validate_response(RotationOut, 200)
 async def rotation_join(session_id: str) -> dict[str, Any]:
+    """Join the DJ rotation (fan mode)."""
     actor, _ = await run_op(await _live_session_room(session_id), "dj.join", NoData())
     return _rotation(actor)
 
 
 @blueprint.delete("/dj/sessions/<session_id>/rotation/leave")
+@validate_response(RotationOut, 200)
 async def rotation_leave(session_id: str) -> dict[str, Any]:
+    """Leave the DJ rotation."""
     actor, _ = await run_op(await _live_session_room(session_id), "dj.leave", NoData())
     return _rotation(actor)
 
 
 @blueprint.post("/dj/sessions/<session_id>/rotation/advance")
+@validate_response(SessionOut, 200)
 async def rotation_advance(session_id: str) -> dict[str, Any]:
     """End the playing track now (a moderator or the playing DJ); the next turn starts."""
     actor, _ = await run_op(await _live_session_room(session_id), "mod.skip", NoData())
     session = _session_of(actor)
-    return session if session is not None else {}
+    if session is None:
+        raise NotFound("that session has ended", field="session_id")
+    return session
 
 
 def _rotation(actor: RoomActor) -> dict[str, Any]:
@@ -141,7 +168,9 @@ def _rotation(actor: RoomActor) -> dict[str, Any]:
 
 @blueprint.post("/dj/sessions/<session_id>/queue")
 @validate_request(QueueAddBody)
+@validate_response(QueueAddedOut, 201)
 async def queue_add(session_id: str, data: QueueAddBody) -> tuple[dict[str, Any], int]:
+    """Queue a track (fan mode: your own queue, as a DJ in the rotation)."""
     actor, reply = await run_op(
         await _live_session_room(session_id), "queue.add", QueueAddData.model_construct(track=data.track)
     )
@@ -149,6 +178,7 @@ async def queue_add(session_id: str, data: QueueAddBody) -> tuple[dict[str, Any]
 
 
 @blueprint.get("/dj/sessions/<session_id>/queue")
+@validate_response(QueueOut, 200)
 async def queue_get(session_id: str) -> dict[str, Any]:
     room_id = await _live_session_room(session_id)
     await visible_room(room_id, require_principal())
@@ -156,7 +186,9 @@ async def queue_get(session_id: str) -> dict[str, Any]:
 
 
 @blueprint.delete("/dj/sessions/<session_id>/queue/<item_id>")
+@documents(NoContent, 204)
 async def queue_remove(session_id: str, item_id: str) -> Response:
+    """Remove a queued item (who added it, or a moderator)."""
     data = ItemRefData(item_id=_uuid(item_id, "item_id"))
     await run_op(await _live_session_room(session_id), "queue.remove", data)
     return no_content()
@@ -169,6 +201,7 @@ def _queue(actor: RoomActor) -> list[dict[str, Any]]:
 
 @blueprint.post("/dj/queue/<item_id>/vote")
 @validate_request(VoteBody)
+@validate_response(VoteOut, 200)
 async def vote(item_id: str, data: VoteBody) -> dict[str, Any]:
     """Vote up/down/none on a queued or playing item, or ``skip`` the playing one."""
     item = _uuid(item_id, "item_id")

@@ -1,19 +1,23 @@
-"""The one place that turns errors into HTTP responses."""
+"""The one place that turns errors into HTTP responses, and documents them in the OpenAPI."""
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
-from quart import Quart, Response, current_app, jsonify
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from quart import Quart, Response, current_app, jsonify, request
 from quart_schema import RequestSchemaValidationError
-from quart_schema.validation import QuerystringValidationError
+from quart_schema.openapi import OpenAPIProvider
+from quart_schema.validation import QUART_SCHEMA_RESPONSE_ATTRIBUTE, QuerystringValidationError
 from werkzeug.exceptions import HTTPException
 
 from protocol.errors import BadRequest, Internal, NotFound, ProtocolError, ValidationFailed
 
 log = logging.getLogger("seda.http")
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 _GENERIC_BY_STATUS: dict[int, tuple[str, str]] = {
     400: ("bad_request", "bad request"),
@@ -32,6 +36,84 @@ _GENERIC_BY_STATUS: dict[int, tuple[str, str]] = {
 _NOT_AN_OBJECT = frozenset({"model_type", "dict_type", "model_attributes_type", "dataclass_type"})
 
 
+class ErrorDetails(BaseModel):
+    """More about the error: ``field`` names the offending input (``errors`` lists every one)."""
+
+    model_config = ConfigDict(extra="allow")
+    field: str | None = Field(default=None, description="The offending field: a.b.0 for body, query or path")
+    errors: list[dict[str, str]] | None = Field(
+        default=None, description="Every failed field of a 422, as {field, message}"
+    )
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(
+        description="Stable code shared with the live protocol: bad_request, unauthorized, forbidden, "
+        "not_found, conflict, rate_limited, muted, no_session, session_active, not_dj, queue_full, internal"
+    )
+    message: str
+    details: ErrorDetails | None = None
+    retry_after_ms: int | None = Field(default=None, description="With rate_limited: when to try again")
+
+
+class ErrorOut(BaseModel):
+    """An error (every 4xx and 5xx has this shape)."""
+
+    error: ErrorBody
+
+
+class NoContent(BaseModel):
+    """No content."""
+
+
+class PlainText(BaseModel):
+    """Plain text."""
+
+
+def documents(model: type[BaseModel], *statuses: int) -> Callable[[F], F]:
+    """Document responses that quart-schema cannot validate: a ready-made Response (204, text).
+
+    ``NoContent`` documents a response without a body, ``PlainText`` a text/plain one, and
+    ``ErrorOut`` an error status beyond the 4XX every operation already documents.
+    """
+
+    def decorator(func: F) -> F:
+        schemas: dict[int, tuple[type[BaseModel], None]] = getattr(func, QUART_SCHEMA_RESPONSE_ATTRIBUTE, {})
+        for status in statuses:
+            schemas[status] = (model, None)
+        setattr(func, QUART_SCHEMA_RESPONSE_ATTRIBUTE, schemas)
+        return func
+
+    return decorator
+
+
+class _DocumentedErrors(OpenAPIProvider):
+    """quart-schema's OpenAPI, plus the error shape on every operation and bodiless 204s."""
+
+    def build_paths(self, rule: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        paths, components = super().build_paths(rule)
+        errors, error_components = super().build_response_object(ErrorOut, None)
+        for operations in paths.values():
+            for operation in operations.values():
+                # String keys throughout: quart-schema's are ints, and the document's keys get sorted.
+                responses = {str(status): response for status, response in operation["responses"].items()}
+                operation["responses"] = {**responses, "4XX": responses.get("4XX", errors)}
+        components.update(error_components)
+        return paths, components
+
+    def build_response_object(
+        self, model: type[Any], headers_model: type[Any] | None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        if model is NoContent:
+            return {"description": "No content"}, {}
+        if model is PlainText:
+            return {
+                "description": "Plain text",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            }, {}
+        return super().build_response_object(model, headers_model)
+
+
 def no_content() -> Response:
     """An empty 204, built by the app's own response class (the trio-aware one)."""
     return current_app.response_class("", status=204)
@@ -43,8 +125,8 @@ def error_response(error: ProtocolError) -> Response:
     return response
 
 
-def _field_name(loc: tuple[Any, ...]) -> str:
-    return ".".join(str(part) for part in loc) or "body"
+def _field_name(loc: tuple[Any, ...], where: str) -> str:
+    return ".".join(str(part) for part in loc) or where
 
 
 def from_validation_error(exc: Exception, *, where: str) -> ProtocolError:
@@ -53,7 +135,7 @@ def from_validation_error(exc: Exception, *, where: str) -> ProtocolError:
         errors = exc.errors(include_url=False, include_input=False)
         if errors and not errors[0]["loc"] and errors[0]["type"] in _NOT_AN_OBJECT:
             return BadRequest(f"the {where} must be a JSON object", field=where)
-        listed = [{"field": _field_name(e["loc"]), "message": e["msg"]} for e in errors]
+        listed = [{"field": _field_name(e["loc"], where), "message": e["msg"]} for e in errors]
         first = listed[0] if listed else {"field": where, "message": "invalid"}
         return ValidationFailed(
             f"{first['field']}: {first['message']}", field=first["field"], details={"errors": listed}
@@ -61,7 +143,62 @@ def from_validation_error(exc: Exception, *, where: str) -> ProtocolError:
     return BadRequest(f"invalid {where}: {exc}", field=where)
 
 
+def _unstorable(value: str) -> bool:
+    """Text Postgres cannot hold: a NUL, or a lone surrogate (JSON allows ``"\\ud800"``)."""
+    if "\x00" in value:
+        return True
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _bad_strings(value: Any, path: str) -> Iterator[str]:
+    """The paths of the strings (keys too) in a JSON value that no text column can store."""
+    if isinstance(value, str):
+        if _unstorable(value):
+            yield path
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            inner = f"{path}.{key}" if path else str(key)
+            if _unstorable(str(key)):
+                yield path or "body"
+            else:
+                yield from _bad_strings(item, inner)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _bad_strings(item, f"{path}.{i}" if path else str(i))
+
+
+async def reject_unstorable_text() -> None:
+    """Refuse any path, query or JSON body text with a NUL or a lone surrogate, naming the field.
+
+    One check at the door for every endpoint: such text is never meaningful, and Postgres
+    would refuse it only after the request had started changing things.
+    """
+    for name, value in (request.view_args or {}).items():
+        if isinstance(value, str) and _unstorable(value):
+            raise ValidationFailed(f"{name}: must not contain NUL characters", field=name)
+    for name, value in request.args.items(multi=True):
+        if _unstorable(name) or _unstorable(value):
+            raise ValidationFailed(f"{name}: must not contain NUL characters", field=name or "query")
+    if request.is_json:
+        body = await request.get_json(silent=True)
+        for field in _bad_strings(body, ""):
+            raise ValidationFailed(
+                f"{field}: must not contain NUL characters or unpaired surrogates", field=field or "body"
+            )
+
+
 def install_error_handlers(app: Quart) -> None:
+    """Error responses for everything raised in a request, the input check, and their OpenAPI."""
+    schema = app.extensions.get("QUART_SCHEMA")
+    if schema is None:
+        raise RuntimeError("install the error handlers after QuartSchema, which they document")
+    schema.openapi_provider = _DocumentedErrors(app, schema)
+    app.before_request(reject_unstorable_text)
+
     @app.errorhandler(ProtocolError)
     async def _protocol(error: ProtocolError) -> Response:
         return error_response(error)
@@ -83,7 +220,26 @@ def install_error_handlers(app: Quart) -> None:
         response.status_code = status
         return response
 
+    @app.errorhandler(UnicodeDecodeError)
+    async def _undecodable(error: UnicodeDecodeError) -> Response:
+        # Quart decodes a JSON body as UTF-8 without catching the failure: that is the client's
+        # bad input. Any other UnicodeDecodeError is ours.
+        if not await _body_is_utf8():
+            return error_response(BadRequest("request body is not valid UTF-8", field="body"))
+        return await _unexpected(error)
+
     @app.errorhandler(Exception)
     async def _unexpected(error: Exception) -> Response:
         log.exception("unhandled error in request", exc_info=error)
         return error_response(Internal("internal error"))
+
+
+async def _body_is_utf8() -> bool:
+    raw = await request.get_data(as_text=False)
+    if isinstance(raw, str):
+        return True
+    try:
+        raw.decode()
+    except UnicodeDecodeError:
+        return False
+    return True

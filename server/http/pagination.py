@@ -12,16 +12,22 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from protocol.errors import BadRequest
 
 T = TypeVar("T")
 
 
-class PageQuery(BaseModel):
-    limit: int = Field(default=20, ge=1, le=100)
-    cursor: str | None = Field(default=None, max_length=512)
+class LimitQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt parameter is an error, not a silent default
+    limit: int = Field(default=20, ge=1, le=100, description="Page size")
+
+
+class PageQuery(LimitQuery):
+    cursor: str | None = Field(
+        default=None, max_length=512, description="The next_cursor of the previous page"
+    )
 
 
 def encode_cursor(key: Sequence[Any]) -> str:

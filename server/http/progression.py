@@ -6,7 +6,12 @@ import uuid
 from typing import Any
 
 from quart import Blueprint
-from quart_schema import validate_querystring, validate_request, validate_response
+from quart_schema import (
+    security_scheme_blueprint,
+    validate_querystring,
+    validate_request,
+    validate_response,
+)
 
 from protocol.errors import BadRequest, NotFound
 from protocol.progression import CreditsOut, PointPage, ProgressionOut, RedeemBody, RedeemOut
@@ -14,6 +19,7 @@ from server.http.pagination import PageQuery, decode_cursor, page
 from server.http.principal import app_context, require_principal
 
 blueprint = Blueprint("progression", __name__, url_prefix="/api/v1/progression")
+security_scheme_blueprint(blueprint, [{"bearer": []}])
 
 
 @blueprint.get("/me")
@@ -31,7 +37,8 @@ async def my_points(query_args: PageQuery) -> dict[str, Any]:
     key = decode_cursor(query_args.cursor, 1)
     before = None
     if key is not None:
-        if not isinstance(key[0], int):
+        # A ledger id: a positive bigint (and not a bool, which isinstance counts as an int).
+        if not isinstance(key[0], int) or isinstance(key[0], bool) or not 0 < key[0] < 2**63:
             raise BadRequest("cursor is not one this API issued", field="cursor")
         before = key[0]
     rows = await app_context().progression.points_page(user_id, query_args.limit, before)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from quart import Blueprint, Response
-from quart_schema import validate_querystring, validate_request, validate_response
+from quart_schema import security_scheme, validate_querystring, validate_request, validate_response
 
 from protocol.errors import BadRequest, Conflict, Forbidden, NotFound
 from protocol.ops import NoData, PinTrackData
@@ -16,24 +16,35 @@ from protocol.rooms import (
     DenyBody,
     DiscoverQuery,
     InviteBody,
+    InviteOut,
     JoinRequestBody,
+    JoinRequestOut,
+    JoinRequestPage,
+    MemberPage,
     MemberRoleBody,
+    MemberRoleOut,
+    MembershipOut,
     MessagePage,
     OwnerChange,
     RoleChange,
     RoomOut,
+    RoomPage,
     TransferBody,
+    TrendingPage,
     UpdateRoomBody,
 )
 from server.auth import Principal
-from server.http.errors import no_content
-from server.http.pagination import PageQuery, decode_cursor, keyed_page, page
+from server.http.errors import NoContent, documents, no_content
+from server.http.pagination import LimitQuery, PageQuery, decode_cursor, keyed_page, page
 from server.http.principal import app_context, optional_principal, require_principal
 from server.http.room_ops import run_op
 from server.http.rooms_access import visible_room
 from storage.rooms import is_private
 
 blueprint = Blueprint("rooms", __name__, url_prefix="/api/v1/rooms")
+# In the OpenAPI: a bearer token is required, or optional (a private room shows only to its members).
+needs_token = security_scheme([{"bearer": []}])
+token_optional = security_scheme([{"bearer": []}, {}])
 TRENDING_WINDOW = timedelta(hours=24)
 
 
@@ -50,13 +61,15 @@ def _with_listeners(room: dict[str, Any]) -> dict[str, Any]:
 
 
 @blueprint.post("")
+@needs_token
 @validate_request(CreateRoomBody)
 @validate_response(RoomOut, 201)
 async def create_room(data: CreateRoomBody) -> tuple[dict[str, Any], int]:
+    """Create a room; the caller owns it."""
     principal = require_principal()
     room = await app_context().rooms.create(
         principal.user_id,
-        name=data.name.strip(),
+        name=data.name,
         type=data.type,
         visibility=data.resolved_visibility(),
         slug=data.slug,
@@ -85,7 +98,9 @@ def _room_page(rows: list[dict[str, Any]], limit: int) -> dict[str, Any]:
 
 
 @blueprint.get("/mine")
+@needs_token
 @validate_querystring(PageQuery)
+@validate_response(RoomPage, 200)
 async def my_rooms(query_args: PageQuery) -> dict[str, Any]:
     """Rooms the caller is a member of (any visibility), newest first."""
     principal = require_principal()
@@ -97,6 +112,7 @@ async def my_rooms(query_args: PageQuery) -> dict[str, Any]:
 
 @blueprint.get("/discover")
 @validate_querystring(DiscoverQuery)
+@validate_response(RoomPage, 200)
 async def discover(query_args: DiscoverQuery) -> dict[str, Any]:
     """Public, listed rooms by name, tag or genre (``q``), ``type``, ``genre``, ``tag``; newest first."""
     rows = await app_context().rooms.listed_page(
@@ -111,8 +127,9 @@ async def discover(query_args: DiscoverQuery) -> dict[str, Any]:
 
 
 @blueprint.get("/trending")
-@validate_querystring(PageQuery)
-async def trending(query_args: PageQuery) -> dict[str, Any]:
+@validate_querystring(LimitQuery)
+@validate_response(TrendingPage, 200)
+async def trending(query_args: LimitQuery) -> dict[str, Any]:
     """Public listed rooms ranked by listeners present now (x10) plus chat in the last 24 h.
 
     A ranking of this moment: one page, no cursor.
@@ -129,6 +146,7 @@ async def trending(query_args: PageQuery) -> dict[str, Any]:
 
 
 @blueprint.post("/<room_id>/pin-track")
+@needs_token
 @validate_request(PinTrackData)
 @validate_response(RoomOut, 200)
 async def pin_track(room_id: str, data: PinTrackData) -> dict[str, Any]:
@@ -138,6 +156,8 @@ async def pin_track(room_id: str, data: PinTrackData) -> dict[str, Any]:
 
 
 @blueprint.post("/<room_id>/join")
+@needs_token
+@validate_response(MembershipOut, 200)
 async def join(room_id: str) -> dict[str, Any]:
     """Join a public, genre or artist room (private rooms take an invite or an approved request)."""
     principal = require_principal()
@@ -155,7 +175,10 @@ async def join(room_id: str) -> dict[str, Any]:
 
 
 @blueprint.post("/<room_id>/leave")
+@needs_token
+@documents(NoContent, 204)
 async def leave(room_id: str) -> Response:
+    """Leave the room (the owner cannot: transfer it or delete it first)."""
     principal = require_principal()
     rid = _room_id(room_id)
     room = await visible_room(rid, principal)
@@ -167,7 +190,9 @@ async def leave(room_id: str) -> Response:
 
 
 @blueprint.get("/<room_id>/members")
+@token_optional
 @validate_querystring(PageQuery)
+@validate_response(MemberPage, 200)
 async def members(room_id: str, query_args: PageQuery) -> dict[str, Any]:
     """Members in join order, with their roles."""
     rid = _room_id(room_id)
@@ -177,7 +202,9 @@ async def members(room_id: str, query_args: PageQuery) -> dict[str, Any]:
 
 
 @blueprint.patch("/<room_id>/members/<user_id>")
+@needs_token
 @validate_request(MemberRoleBody)
+@validate_response(MemberRoleOut, 200)
 async def set_member_role(room_id: str, user_id: str, data: MemberRoleBody) -> dict[str, Any]:
     """Only the owner appoints or removes moderators; the member's open sockets act with it at once."""
     principal = require_principal()
@@ -206,6 +233,7 @@ async def _require_mod(room_id: uuid.UUID, principal: Principal) -> dict[str, An
 
 
 @blueprint.post("/<room_id>/transfer")
+@needs_token
 @validate_request(TransferBody)
 @validate_response(RoomOut, 200)
 async def transfer(room_id: str, data: TransferBody) -> dict[str, Any]:
@@ -225,7 +253,9 @@ async def transfer(room_id: str, data: TransferBody) -> dict[str, Any]:
 
 
 @blueprint.post("/<room_id>/invite")
+@needs_token
 @validate_request(InviteBody)
+@validate_response(InviteOut, 201)
 async def invite(room_id: str, data: InviteBody) -> tuple[dict[str, Any], int]:
     """A moderator adds a user as a member (how private rooms grow without a request)."""
     rid = _room_id(room_id)
@@ -238,7 +268,9 @@ async def invite(room_id: str, data: InviteBody) -> tuple[dict[str, Any], int]:
 
 
 @blueprint.post("/<room_id>/requests")
+@needs_token
 @validate_request(JoinRequestBody)
+@validate_response(JoinRequestOut, 201)
 async def request_to_join(room_id: str, data: JoinRequestBody) -> tuple[dict[str, Any], int]:
     """Ask to join a private room (it stays invisible otherwise: its id is all the asker knows)."""
     principal = require_principal()
@@ -255,8 +287,11 @@ async def request_to_join(room_id: str, data: JoinRequestBody) -> tuple[dict[str
 
 
 @blueprint.get("/<room_id>/requests")
+@needs_token
 @validate_querystring(PageQuery)
+@validate_response(JoinRequestPage, 200)
 async def pending_requests(room_id: str, query_args: PageQuery) -> dict[str, Any]:
+    """Pending requests to join, oldest first (owner and moderators)."""
     rid = _room_id(room_id)
     await _require_mod(rid, require_principal())
     rows = await app_context().rooms.requests_page(rid, query_args.limit, _after_key(query_args.cursor))
@@ -264,13 +299,19 @@ async def pending_requests(room_id: str, query_args: PageQuery) -> dict[str, Any
 
 
 @blueprint.post("/<room_id>/requests/<request_id>/approve")
+@needs_token
+@validate_response(JoinRequestOut, 200)
 async def approve_request(room_id: str, request_id: str) -> dict[str, Any]:
+    """Approve a pending request: its user becomes a member."""
     return await _decide(room_id, request_id, approve=True, reason=None)
 
 
 @blueprint.post("/<room_id>/requests/<request_id>/deny")
+@needs_token
 @validate_request(DenyBody)
+@validate_response(JoinRequestOut, 200)
 async def deny_request(room_id: str, request_id: str, data: DenyBody) -> dict[str, Any]:
+    """Deny a pending request, with an optional reason."""
     return await _decide(room_id, request_id, approve=False, reason=data.reason)
 
 
@@ -289,12 +330,15 @@ async def _decide(room_id: str, request_id: str, *, approve: bool, reason: str |
 
 
 @blueprint.get("/<room_id>")
+@token_optional
 @validate_response(RoomOut, 200)
 async def get_room(room_id: str) -> dict[str, Any]:
+    """A room (public read; a private room only for its members)."""
     return _with_listeners(await visible_room(_room_id(room_id), optional_principal()))
 
 
 @blueprint.patch("/<room_id>")
+@needs_token
 @validate_request(UpdateRoomBody)
 @validate_response(RoomOut, 200)
 async def update_room(room_id: str, data: UpdateRoomBody) -> dict[str, Any]:
@@ -305,6 +349,8 @@ async def update_room(room_id: str, data: UpdateRoomBody) -> dict[str, Any]:
 
 
 @blueprint.delete("/<room_id>")
+@needs_token
+@documents(NoContent, 204)
 async def delete_room(room_id: str) -> Response:
     """The owner deletes the room: a live session ends, and its sockets close with 4004."""
     await run_op(_room_id(room_id), "room.delete", NoData())
@@ -312,6 +358,7 @@ async def delete_room(room_id: str) -> Response:
 
 
 @blueprint.get("/<room_id>/messages")
+@token_optional
 @validate_querystring(PageQuery)
 @validate_response(MessagePage, 200)
 async def room_messages(room_id: str, query_args: PageQuery) -> dict[str, Any]:
