@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError, field_validator
 
 from protocol.errors import BadRequest
+from protocol.text import unstorable_fields
 from protocol.tracks import TrackInput
 
 MAX_REF = 2**31 - 1
@@ -158,6 +159,11 @@ def parse_op_data(op: str, data: dict[str, Any]) -> _OpData:
     model = OP_DATA.get(op)
     if model is None:
         raise BadRequest(f"unknown op {op!r}", field="op")
+    for where in unstorable_fields(data):
+        raise BadRequest(
+            f"{where or 'data'}: must not contain NUL characters or unpaired surrogates",
+            field=where or "data",
+        )
     try:
         return model.model_validate(data)
     except ValidationError as exc:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -14,6 +14,7 @@ from quart_schema.validation import QUART_SCHEMA_RESPONSE_ATTRIBUTE, Querystring
 from werkzeug.exceptions import HTTPException
 
 from protocol.errors import BadRequest, Internal, NotFound, ProtocolError, ValidationFailed
+from protocol.text import unstorable, unstorable_fields
 
 log = logging.getLogger("seda.http")
 
@@ -143,34 +144,6 @@ def from_validation_error(exc: Exception, *, where: str) -> ProtocolError:
     return BadRequest(f"invalid {where}: {exc}", field=where)
 
 
-def _unstorable(value: str) -> bool:
-    """Text Postgres cannot hold: a NUL, or a lone surrogate (JSON allows ``"\\ud800"``)."""
-    if "\x00" in value:
-        return True
-    try:
-        value.encode()
-    except UnicodeEncodeError:
-        return True
-    return False
-
-
-def _bad_strings(value: Any, path: str) -> Iterator[str]:
-    """The paths of the strings (keys too) in a JSON value that no text column can store."""
-    if isinstance(value, str):
-        if _unstorable(value):
-            yield path
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            inner = f"{path}.{key}" if path else str(key)
-            if _unstorable(str(key)):
-                yield path or "body"
-            else:
-                yield from _bad_strings(item, inner)
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            yield from _bad_strings(item, f"{path}.{i}" if path else str(i))
-
-
 async def reject_unstorable_text() -> None:
     """Refuse any path, query or JSON body text with a NUL or a lone surrogate, naming the field.
 
@@ -178,14 +151,14 @@ async def reject_unstorable_text() -> None:
     would refuse it only after the request had started changing things.
     """
     for name, value in (request.view_args or {}).items():
-        if isinstance(value, str) and _unstorable(value):
+        if isinstance(value, str) and unstorable(value):
             raise ValidationFailed(f"{name}: must not contain NUL characters", field=name)
     for name, value in request.args.items(multi=True):
-        if _unstorable(name) or _unstorable(value):
+        if unstorable(name) or unstorable(value):
             raise ValidationFailed(f"{name}: must not contain NUL characters", field=name or "query")
     if request.is_json:
         body = await request.get_json(silent=True)
-        for field in _bad_strings(body, ""):
+        for field in unstorable_fields(body):
             raise ValidationFailed(
                 f"{field}: must not contain NUL characters or unpaired surrogates", field=field or "body"
             )

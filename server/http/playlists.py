@@ -13,7 +13,7 @@ import uuid
 from typing import Any
 
 from quart import Blueprint, Response
-from quart_schema import validate_querystring, validate_request, validate_response
+from quart_schema import security_scheme_blueprint, validate_querystring, validate_request, validate_response
 
 from protocol.errors import BadRequest, Conflict, Forbidden, NotFound
 from protocol.playlists import (
@@ -30,13 +30,14 @@ from protocol.playlists import (
     UpdatePlaylistBody,
 )
 from server.auth import Principal
-from server.http.errors import no_content
+from server.http.errors import NoContent, documents, no_content
 from server.http.pagination import PageQuery, decode_cursor, keyed_page
 from server.http.params import path_uuid, time_id_after
 from server.http.principal import app_context, require_principal
 from storage.playlists import Access
 
 blueprint = Blueprint("playlists", __name__)
+security_scheme_blueprint(blueprint, [{"bearer": []}])
 
 
 async def _load(raw_id: str, principal: Principal) -> tuple[uuid.UUID, Access, dict[str, Any]]:
@@ -130,6 +131,7 @@ async def update_playlist(playlist_id: str, data: UpdatePlaylistBody) -> dict[st
 
 
 @blueprint.delete("/api/v1/playlists/<playlist_id>")
+@documents(NoContent, 204)
 async def delete_playlist(playlist_id: str) -> Response:
     pid = await _owned(playlist_id, require_principal())
     await app_context().playlists.delete(pid)
@@ -176,6 +178,7 @@ async def move_item(playlist_id: str, item_id: str, data: MoveItemBody) -> dict[
 
 
 @blueprint.delete("/api/v1/playlists/<playlist_id>/items/<item_id>")
+@documents(NoContent, 204)
 async def remove_item(playlist_id: str, item_id: str) -> Response:
     pid = await _editable(playlist_id, require_principal())
     await app_context().playlists.remove_item(pid, path_uuid(item_id, "item_id", "item in this playlist"))
@@ -213,6 +216,7 @@ async def add_collaborator(playlist_id: str, data: AddCollaboratorBody) -> tuple
 
 
 @blueprint.delete("/api/v1/playlists/<playlist_id>/collaborators/<user_id>")
+@documents(NoContent, 204)
 async def remove_collaborator(playlist_id: str, user_id: str) -> Response:
     """The owner removes anyone; a collaborator may remove themselves."""
     principal = require_principal()

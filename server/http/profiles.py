@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from quart import Blueprint
-from quart_schema import validate_request, validate_response
+from quart_schema import security_scheme, validate_request, validate_response
 
 from protocol.errors import NotFound
 from protocol.profiles import ProfileOut, UpdateProfileBody
@@ -22,12 +22,14 @@ async def _own() -> dict[str, Any]:
 
 
 @blueprint.get("/me")
+@security_scheme([{"bearer": []}])
 @validate_response(ProfileOut, 200)
 async def my_profile() -> dict[str, Any]:
     return await _own()
 
 
 @blueprint.patch("/me")
+@security_scheme([{"bearer": []}])
 @validate_request(UpdateProfileBody)
 @validate_response(ProfileOut, 200)
 async def update_my_profile(data: UpdateProfileBody) -> dict[str, Any]:

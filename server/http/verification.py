@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from quart import Blueprint
-from quart_schema import validate_querystring, validate_request, validate_response
+from quart_schema import security_scheme_blueprint, validate_querystring, validate_request, validate_response
 
 from protocol.errors import NotFound
 from protocol.verification import (
@@ -19,6 +19,7 @@ from server.http.params import path_uuid, time_id_after
 from server.http.principal import app_context, require_admin, require_principal
 
 blueprint = Blueprint("verification", __name__)
+security_scheme_blueprint(blueprint, [{"bearer": []}])
 
 
 class QueueQuery(PageQuery):
