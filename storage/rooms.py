@@ -25,6 +25,11 @@ def slugify(name: str) -> str:
     return slug if len(slug) >= 2 else f"room-{slug}".strip("-")
 
 
+def _like_literal(text: str) -> str:
+    """``text`` matched literally inside a LIKE pattern (``%`` and ``_`` are not wildcards)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def _ms(ts: datetime) -> int:
     return int(ts.timestamp() * 1000)
 
@@ -214,6 +219,12 @@ class Rooms:
         room["pinned_message_ids"] = [str(m) for m in row["pinned_message_ids"]]
         return room
 
+    async def id_by_slug(self, slug: str) -> uuid.UUID | None:
+        found: uuid.UUID | None = await self._db.fetchval(
+            "SELECT id FROM rooms WHERE slug = lower($1) AND deleted_at IS NULL", slug
+        )
+        return found
+
     async def leave(self, room_id: uuid.UUID, user_id: uuid.UUID) -> bool:
         """Drop a non-owner membership; False if there was none."""
         status: str = await self._db.execute(
@@ -280,7 +291,7 @@ class Rooms:
                 WHERE r.deleted_at IS NULL
                   AND ($2::uuid IS NULL AND r.visibility = 'public'
                        OR r.id IN (SELECT room_id FROM room_memberships WHERE user_id = $2))
-                  AND ($3::text IS NULL OR r.name ILIKE '%' || $3 || '%' OR lower($3) = ANY(r.tags)
+                  AND ($3::text IS NULL OR r.name ILIKE '%' || $9 || '%' OR lower($3) = ANY(r.tags)
                        OR lower($3) = ANY(r.genres))
                   AND ($4::text IS NULL OR r.type = $4)
                   AND ($5::text IS NULL OR lower($5) = ANY(r.genres))
@@ -295,6 +306,7 @@ class Rooms:
             tag,
             after[0] if after else None,
             after[1] if after else None,
+            _like_literal(q) if q is not None else None,
         )
         out = []
         for r in rows:

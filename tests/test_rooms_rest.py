@@ -78,6 +78,18 @@ async def test_mine_and_discover(http: httpx.AsyncClient, live: Live) -> None:
     assert [
         r["id"] for r in (await http.get("/api/v1/rooms/discover", params={"tag": "CHILL"})).json()["items"]
     ] == [jazz["id"]]
+    for wildcard in ("%", "_", "Jazz%Night"):  # q is matched literally, never as a LIKE pattern
+        assert (await http.get("/api/v1/rooms/discover", params={"q": wildcard})).json()["items"] == []
+    hundred = await live.room(owner, name="100% Vinyl_Only")
+    found = (await http.get("/api/v1/rooms/discover", params={"q": "0% vinyl_"})).json()
+    assert [r["id"] for r in found["items"]] == [hundred["id"]]
+    # unlisted rooms are never listed, but whoever has the link reaches them by id or by slug
+    secret = (await http.get("/api/v1/rooms/jazz-secret")).json()
+    assert secret["name"] == "Jazz Secret" and secret["visibility"] == "unlisted"
+    assert (await http.get(f"/api/v1/rooms/{secret['id']}")).json()["slug"] == "jazz-secret"
+    assert (await http.get("/api/v1/rooms/jazz-club")).status_code == 404  # private: not for strangers
+    assert (await http.get("/api/v1/rooms/jazz-club", headers=bearer(owner))).status_code == 200
+    assert (await http.get("/api/v1/rooms/no-such-room")).status_code == 404
     bad = await http.get("/api/v1/rooms/discover", params={"type": "secret"})
     assert bad.status_code == 422 and bad.json()["error"]["details"]["field"] == "type"
     mine = (await http.get("/api/v1/rooms/mine", headers=bearer(owner), params={"limit": 2})).json()
@@ -89,7 +101,7 @@ async def test_mine_and_discover(http: httpx.AsyncClient, live: Live) -> None:
         )
     ).json()
     names = [r["name"] for r in mine["items"] + rest["items"]]
-    assert names == ["Rock On", "Jazz Club", "Jazz Secret", "Late Night Jazz"]
+    assert names == ["100% Vinyl_Only", "Rock On", "Jazz Club", "Jazz Secret", "Late Night Jazz"]
     assert (await http.get("/api/v1/rooms/mine", headers=bearer(other))).json()["items"] == []
     assert (await http.get("/api/v1/rooms/mine")).status_code == 401
 

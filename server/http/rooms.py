@@ -9,7 +9,7 @@ from typing import Any
 from quart import Blueprint, Response
 from quart_schema import security_scheme, validate_querystring, validate_request, validate_response
 
-from protocol.errors import BadRequest, Conflict, Forbidden, NotFound
+from protocol.errors import Conflict, Forbidden, NotFound
 from protocol.ops import NoData, PinTrackData
 from protocol.rooms import (
     CreateRoomBody,
@@ -35,7 +35,8 @@ from protocol.rooms import (
 )
 from server.auth import Principal
 from server.http.errors import NoContent, documents, no_content
-from server.http.pagination import LimitQuery, PageQuery, decode_cursor, keyed_page, page
+from server.http.pagination import LimitQuery, PageQuery, keyed_page, page
+from server.http.params import path_uuid, time_id_after
 from server.http.principal import app_context, optional_principal, require_principal
 from server.http.room_ops import run_op
 from server.http.rooms_access import visible_room
@@ -49,10 +50,7 @@ TRENDING_WINDOW = timedelta(hours=24)
 
 
 def _room_id(raw: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(raw)
-    except ValueError:
-        raise NotFound("no such room", field="room_id") from None
+    return path_uuid(raw, "room_id", "room")
 
 
 def _with_listeners(room: dict[str, Any]) -> dict[str, Any]:
@@ -80,17 +78,6 @@ async def create_room(data: CreateRoomBody) -> tuple[dict[str, Any], int]:
     return _with_listeners(room), 201
 
 
-def _after_key(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
-    """A (microsecond timestamp, id) cursor back into its sort key."""
-    key = decode_cursor(cursor, 2)
-    if key is None:
-        return None
-    try:
-        return datetime.fromtimestamp(int(key[0]) / 1_000_000, tz=UTC), uuid.UUID(str(key[1]))
-    except (ValueError, TypeError, OverflowError):
-        raise BadRequest("cursor is not one this API issued", field="cursor") from None
-
-
 def _room_page(rows: list[dict[str, Any]], limit: int) -> dict[str, Any]:
     result = keyed_page(rows, limit)
     result["items"] = [_with_listeners(r) for r in result["items"]]
@@ -105,7 +92,7 @@ async def my_rooms(query_args: PageQuery) -> dict[str, Any]:
     """Rooms the caller is a member of (any visibility), newest first."""
     principal = require_principal()
     rows = await app_context().rooms.listed_page(
-        limit=query_args.limit, after=_after_key(query_args.cursor), member=principal.user_id
+        limit=query_args.limit, after=time_id_after(query_args.cursor), member=principal.user_id
     )
     return _room_page(rows, query_args.limit)
 
@@ -117,7 +104,7 @@ async def discover(query_args: DiscoverQuery) -> dict[str, Any]:
     """Public, listed rooms by name, tag or genre (``q``), ``type``, ``genre``, ``tag``; newest first."""
     rows = await app_context().rooms.listed_page(
         limit=query_args.limit,
-        after=_after_key(query_args.cursor),
+        after=time_id_after(query_args.cursor),
         q=query_args.q,
         room_type=query_args.type,
         genre=query_args.genre,
@@ -197,7 +184,7 @@ async def members(room_id: str, query_args: PageQuery) -> dict[str, Any]:
     """Members in join order, with their roles."""
     rid = _room_id(room_id)
     await visible_room(rid, optional_principal())
-    rows = await app_context().rooms.members_page(rid, query_args.limit, _after_key(query_args.cursor))
+    rows = await app_context().rooms.members_page(rid, query_args.limit, time_id_after(query_args.cursor))
     return keyed_page(rows, query_args.limit)
 
 
@@ -294,7 +281,7 @@ async def pending_requests(room_id: str, query_args: PageQuery) -> dict[str, Any
     """Pending requests to join, oldest first (owner and moderators)."""
     rid = _room_id(room_id)
     await _require_mod(rid, require_principal())
-    rows = await app_context().rooms.requests_page(rid, query_args.limit, _after_key(query_args.cursor))
+    rows = await app_context().rooms.requests_page(rid, query_args.limit, time_id_after(query_args.cursor))
     return keyed_page(rows, query_args.limit)
 
 
@@ -333,8 +320,15 @@ async def _decide(room_id: str, request_id: str, *, approve: bool, reason: str |
 @token_optional
 @validate_response(RoomOut, 200)
 async def get_room(room_id: str) -> dict[str, Any]:
-    """A room (public read; a private room only for its members)."""
-    return _with_listeners(await visible_room(_room_id(room_id), optional_principal()))
+    """A room by id or by slug (public read, unlisted rooms too; a private room only for its members)."""
+    try:
+        rid = uuid.UUID(room_id)
+    except ValueError:
+        found = await app_context().rooms.id_by_slug(room_id)
+        if found is None:
+            raise NotFound("no such room", field="room_id") from None
+        rid = found
+    return _with_listeners(await visible_room(rid, optional_principal()))
 
 
 @blueprint.patch("/<room_id>")
@@ -365,7 +359,7 @@ async def room_messages(room_id: str, query_args: PageQuery) -> dict[str, Any]:
     """Chat history, newest first, with replies (``parent_id``) and reaction counts."""
     rid = _room_id(room_id)
     await visible_room(rid, optional_principal())
-    before = _after_key(query_args.cursor)
+    before = time_id_after(query_args.cursor)
     rows = await app_context().rooms.messages_page(rid, query_args.limit, before)
     items, next_cursor = page(rows, query_args.limit, lambda m: (m["at_us"], m["id"]))
     return {"items": [_message_out(m) for m in items], "next_cursor": next_cursor}
