@@ -39,7 +39,7 @@ class OutboxStream(trio.abc.HalfCloseableStream):
         self._closed = False
         self.broken = False
         self.overflowed = False
-        self.bytes_written = 0
+        self._direct = True  # write straight to the kernel: nothing queued, socket healthy
         # Called once when the client is lost to us (write error or overflow); its connection then ends.
         self.on_dead: Callable[[], None] | None = None
 
@@ -53,16 +53,26 @@ class OutboxStream(trio.abc.HalfCloseableStream):
 
     def write_now(self, data: bytes) -> bool:
         """Queue ``data`` (whole frames) without blocking; False if the socket is gone or overflowed."""
+        if self._direct:  # the hot path: open, healthy, nothing queued ahead
+            try:
+                written = os.write(self._fd, data)
+            except BlockingIOError:
+                written = 0
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EWOULDBLOCK):
+                    self._break()
+                    return False
+                written = 0
+            if written == len(data):
+                return True
+            return self._queue(memoryview(data)[written:])
         if self._closed or self.broken or self.overflowed:
             return False
-        view = memoryview(data)
-        if not self._chunks:
-            written = self._try_write(view)
-            if written == len(view):
-                return True
-            if self.broken:
-                return False
-            view = view[written:]
+        return self._queue(memoryview(data))
+
+    def _queue(self, view: memoryview) -> bool:
+        """Keep what the kernel refused, in order, and make sure a drain task will write it."""
+        self._direct = False
         self._chunks.append(view)
         self._queued += len(view)
         if not self._draining:
@@ -80,7 +90,7 @@ class OutboxStream(trio.abc.HalfCloseableStream):
         if self.broken:
             return 0
         try:
-            written = os.write(self._fd, view)
+            return os.write(self._fd, view)
         except BlockingIOError:
             return 0
         except OSError as exc:
@@ -88,8 +98,6 @@ class OutboxStream(trio.abc.HalfCloseableStream):
                 return 0
             self._break()
             return 0
-        self.bytes_written += written
-        return written
 
     def _settled(self) -> None:
         """Nothing is queued any more (sent, or dropped with the socket)."""
@@ -100,6 +108,7 @@ class OutboxStream(trio.abc.HalfCloseableStream):
     def _break(self) -> None:
         first = not self.dead
         self.broken = True
+        self._direct = False
         self._chunks.clear()
         self._queued = 0
         self._settled()
@@ -109,6 +118,7 @@ class OutboxStream(trio.abc.HalfCloseableStream):
     def _overflow(self) -> None:
         """The client stopped reading: drop what it is owed and say 4009 after the frame in flight."""
         self.overflowed = True
+        self._direct = False
         head = self._chunks[0] if self._chunks else None
         self._chunks.clear()
         self._queued = 0
@@ -144,6 +154,7 @@ class OutboxStream(trio.abc.HalfCloseableStream):
         finally:
             self._draining = False
             if not self._chunks:
+                self._direct = not (self._closed or self.broken or self.overflowed)
                 self._settled()
 
     async def _wait_drained(self) -> None:
@@ -179,6 +190,7 @@ class OutboxStream(trio.abc.HalfCloseableStream):
         if self._closed:
             return
         self._closed = True
+        self._direct = False
         self._chunks.clear()
         self._queued = 0
         self._settled()
