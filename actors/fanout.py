@@ -16,6 +16,7 @@ closed within the group get their bytes built by walking the group in order.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -139,7 +140,14 @@ class Fanout:
                 assert publish.conn_id is not None
                 special.add(publish.conn_id)
         shared: dict[Encoding, bytes] = {}
-        for conn_id, conn in self._flushed.items():
+        # Without broadcasts only the sockets owed a reply are visited: a storm of joins
+        # must not walk every socket of the room once per join.
+        targets: Iterable[tuple[int, Subscriber]] = (
+            self._flushed.items()
+            if broadcasts
+            else [(i, self._flushed[i]) for i in extras if i in self._flushed]
+        )
+        for conn_id, conn in targets:
             if conn_id in special:
                 continue
             data = shared.get(conn.encoding)
@@ -156,7 +164,7 @@ class Fanout:
 
     def _flush_special(self, group: list[_Publish], special: set[int]) -> None:
         """Sockets whose membership changed within the group: walk it in order for each."""
-        conns: dict[int, Subscriber] = {i: c for i, c in self._flushed.items() if i in special}
+        conns: dict[int, Subscriber] = {i: self._flushed[i] for i in special if i in self._flushed}
         for publish in group:
             if publish.conn is not None and publish.conn_id in special:
                 conns.setdefault(publish.conn.conn_id, publish.conn)
