@@ -15,7 +15,8 @@ import asyncpg
 from protocol.errors import Conflict, Forbidden
 from protocol.events import Event
 from protocol.tracks import TrackSpec
-from storage.database import Database, Record
+from storage.database import Database, Record, micros
+from storage.refs import TRACK_COLUMNS, track
 
 _SLUG_CHARS = re.compile(r"[^a-z0-9]+")
 
@@ -143,12 +144,11 @@ async def _load_seed(conn: asyncpg.Connection, room_id: uuid.UUID) -> RoomSeed |
 async def _load_messages(conn: asyncpg.Connection, room_id: uuid.UUID, ids: list[uuid.UUID]) -> list[Record]:
     return list(
         await conn.fetch(
-            """SELECT m.id, m.user_id, u.username, m.text, m.parent_id, m.mentions, m.seq, m.created_at,
-                      m.deleted_at IS NOT NULL AS deleted, t.id AS t_id, t.provider, t.provider_id, t.title,
-                      t.artist, t.duration_ms, t.artwork_url,
+            f"""SELECT m.id, m.user_id, u.username, m.text, m.parent_id, m.mentions, m.seq, m.created_at,
+                      m.deleted_at IS NOT NULL AS deleted, {TRACK_COLUMNS},
                       coalesce((SELECT jsonb_object_agg(emoji, users) FROM (
                           SELECT emoji, jsonb_agg(r.user_id::text ORDER BY r.created_at, r.user_id) AS users
-                          FROM message_reactions r WHERE r.message_id = m.id GROUP BY emoji) g), '{}')
+                          FROM message_reactions r WHERE r.message_id = m.id GROUP BY emoji) g), '{{}}')
                           AS reactions
                FROM messages m JOIN users u ON u.id = m.user_id
                LEFT JOIN track_refs t ON t.id = m.track_ref_id
@@ -157,20 +157,6 @@ async def _load_messages(conn: asyncpg.Connection, room_id: uuid.UUID, ids: list
             ids,
         )
     )
-
-
-def _track_of(r: Record) -> dict[str, Any] | None:
-    if r["t_id"] is None:
-        return None
-    return {
-        "id": str(r["t_id"]),
-        "provider": r["provider"],
-        "provider_id": r["provider_id"],
-        "title": r["title"],
-        "artist": r["artist"],
-        "duration_ms": r["duration_ms"],
-        "artwork_url": r["artwork_url"],
-    }
 
 
 def message_state(r: Record) -> dict[str, Any]:
@@ -184,18 +170,13 @@ def message_state(r: Record) -> dict[str, Any]:
         "username": r["username"],
         "text": r["text"],
         "reply_to": str(r["parent_id"]) if r["parent_id"] else None,
-        "track": _track_of(r),
+        "track": track(r) if r["track_id"] is not None else None,
         "mentions": [str(m) for m in r["mentions"]],
         "at": _ms(r["created_at"]),
         "seq": r["seq"],
         "reactions": reactions,
         "deleted": r["deleted"],
     }
-
-
-def _us(ts: datetime) -> int:
-    """Microseconds: the precision of a timestamptz, for exact cursors."""
-    return int(ts.timestamp()) * 1_000_000 + ts.microsecond
 
 
 class Rooms:
@@ -269,7 +250,7 @@ class Rooms:
                 },
                 "role": r["role"],
                 "joined_at": r["joined_at"].isoformat(),
-                "_key": (_us(r["joined_at"]), str(r["user_id"])),
+                "_key": (micros(r["joined_at"]), str(r["user_id"])),
             }
             for r in rows
         ]
@@ -312,7 +293,7 @@ class Rooms:
         for r in rows:
             room = room_dict(r)
             room["pinned_message_ids"] = [str(m) for m in r["pinned_message_ids"]]
-            room["_key"] = (_us(r["created_at"]), room["id"])
+            room["_key"] = (micros(r["created_at"]), room["id"])
             out.append(room)
         return out
 
@@ -420,7 +401,7 @@ class Rooms:
             after[1] if after else None,
             limit + 1,
         )
-        return [{**_request_dict(r), "_key": (_us(r["created_at"]), str(r["id"]))} for r in rows]
+        return [{**_request_dict(r), "_key": (micros(r["created_at"]), str(r["id"]))} for r in rows]
 
     async def decide_request(
         self, room_id: uuid.UUID, request_id: uuid.UUID, by: uuid.UUID, approve: bool, reason: str | None
@@ -526,7 +507,7 @@ class Rooms:
 
     async def messages_by_id(self, room_id: uuid.UUID, ids: list[uuid.UUID]) -> dict[str, dict[str, Any]]:
         rows = await self._db.run(_load_messages, room_id, ids)
-        return {str(r["id"]): {**message_state(r), "at_us": _us(r["created_at"])} for r in rows}
+        return {str(r["id"]): {**message_state(r), "at_us": micros(r["created_at"])} for r in rows}
 
     async def messages_page(
         self, room_id: uuid.UUID, limit: int, before: tuple[datetime, uuid.UUID] | None
