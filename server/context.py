@@ -15,6 +15,7 @@ from storage.playlists import Playlists
 from storage.profiles import Profiles
 from storage.progression import Progression
 from storage.rooms import Rooms
+from storage.social import Social
 from storage.users import Users
 from storage.verification import Verification
 
@@ -31,6 +32,7 @@ class AppContext:
     profiles: Profiles
     playlists: Playlists
     verification: Verification
+    social: Social
     registry: RoomRegistry | None = None  # set while the live side runs
     user_sockets: UserSockets | None = None  # set while the live side runs
 
@@ -47,6 +49,7 @@ class AppContext:
             profiles=Profiles(db),
             playlists=Playlists(db),
             verification=Verification(db),
+            social=Social(db),
         )
 
     def actor_config(self) -> ActorConfig:

@@ -157,6 +157,12 @@ class Playlists:
         role = _role(row, viewer)
         return Access(row["owner_id"], row["is_public"], role), _playlist(row, role)
 
+    async def item_playlist(self, item_id: uuid.UUID) -> uuid.UUID | None:
+        found: uuid.UUID | None = await self._db.fetchval(
+            "SELECT playlist_id FROM playlist_items WHERE id = $1", item_id
+        )
+        return found
+
     async def create(
         self, owner: uuid.UUID, name: str, description: str | None, is_public: bool
     ) -> dict[str, Any]:

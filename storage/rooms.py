@@ -200,6 +200,16 @@ class Rooms:
         room["pinned_message_ids"] = [str(m) for m in row["pinned_message_ids"]]
         return room
 
+    async def message_room(self, message_id: uuid.UUID) -> uuid.UUID | None:
+        """The room of a message that exists and is not deleted."""
+        found: uuid.UUID | None = await self._db.fetchval(
+            "SELECT room_id FROM messages WHERE id = $1 AND deleted_at IS NULL", message_id
+        )
+        return found
+
+    async def track_exists(self, track_id: uuid.UUID) -> bool:
+        return bool(await self._db.fetchval("SELECT true FROM track_refs WHERE id = $1", track_id))
+
     async def id_by_slug(self, slug: str) -> uuid.UUID | None:
         found: uuid.UUID | None = await self._db.fetchval(
             "SELECT id FROM rooms WHERE slug = lower($1) AND deleted_at IS NULL", slug

@@ -18,10 +18,11 @@ from __future__ import annotations
 import os
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
+import pytest
 import requests
 import schemathesis
 import trio
@@ -38,10 +39,18 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from server.config import Settings
 from server.context import AppContext
 from server.http.pagination import encode_cursor
 from server.runtime import Bound
 from tests.live_client import PASSWORD
+
+
+@pytest.fixture(name="settings")
+def _social_on(settings: Settings) -> Settings:
+    """Every endpoint is fuzzed, the social ones (behind FEATURE_SOCIAL) too."""
+    return replace(settings, feature_social=True)
+
 
 # Examples for the whole API, shared out between its operations (within the bounds below) so
 # the file stays well under a minute and a half on two cores as the API grows. Raise
@@ -164,6 +173,9 @@ async def make_world(http: httpx.AsyncClient, users: Users) -> list[dict[str, st
             "item_id": entry["id"],
             "user_id": users.ids["other"],
             "request_id": verification["id"],
+            "entity_type": "playlist",
+            "entity_id": playlist["id"],
+            "target_id": users.ids["other"],
         },
         {
             "room_id": room["id"],
