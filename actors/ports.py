@@ -33,6 +33,10 @@ class Ticket(Protocol):
         """Progress objects (user_id, points, reasons, total, level, level_ups, credits_awarded)."""
         ...
 
+    def notes_for(self, room_id: str, seq: int) -> list[tuple[str, dict[str, Any]]]:
+        """The notifications the event created, as (user id, Notification)."""
+        ...
+
 
 # Sends a private message to every open socket of a user, in every room.
 Notify = Callable[[str, dict[str, Any]], None]

@@ -29,7 +29,7 @@ from actors.room_rules import decide, welcome_data
 from actors.room_state import INTERNAL_EVENTS, RoomInfo, RoomState
 from actors.session_rules import next_deadline
 from protocol.errors import NotFound, ProtocolError, RateLimited, ServiceUnavailable
-from protocol.events import Event
+from protocol.events import Event, private_event
 
 log = logging.getLogger("seda.room")
 
@@ -455,16 +455,29 @@ class RoomActor:
             fanout.close_all(outcome.close_everyone, "server shutting down")
 
     def _tell_progress(self, outcome: _Outcome) -> None:
-        """``points.awarded`` and ``level.up`` to the user's sockets in every room, after commit."""
+        """Private events after commit, to the user's sockets in every room: ``points.awarded``,
+        ``level.up`` and ``notification`` (mentions, replies, level ups). Written in the batch's
+        own transaction, so telling them costs the room nothing but these socket writes."""
         assert outcome.ticket is not None and self._notify is not None
-        if any(e.seq is not None and e.meta.get("awards") for e in outcome.events):
-            self._fanout.flush()  # the events first, then what they earned
+        ticket = outcome.ticket
+        flushed = False
         for event in outcome.events:
-            if event.seq is None or not event.meta.get("awards"):
+            if event.seq is None or (event.name != "chat.message" and not event.meta.get("awards")):
                 continue
-            for progress in outcome.ticket.results_for(self.room_id, event.seq):
-                for notice in progress.notices(event.at):
-                    self._notify(progress.user_id, notice)
+            notices = [
+                (progress.user_id, notice)
+                for progress in ticket.results_for(self.room_id, event.seq)
+                for notice in progress.notices(event.at)
+            ]
+            notices += [
+                (user_id, private_event("notification", event.at, note))
+                for user_id, note in ticket.notes_for(self.room_id, event.seq)
+            ]
+            if notices and not flushed:
+                self._fanout.flush()  # the events first, then what they earned or caused
+                flushed = True
+            for user_id, notice in notices:
+                self._notify(user_id, notice)
 
     def _close_user(self, user_id: str, code: int, reason: str) -> None:
         for conn_id, conn in list(self.subscribers.items()):

@@ -11,6 +11,7 @@ from server.config import Settings
 from server.live.user_sockets import UserSockets
 from server.metrics import Metrics
 from storage.database import Database
+from storage.notifications import Notifications
 from storage.playlists import Playlists
 from storage.profiles import Profiles
 from storage.progression import Progression
@@ -33,6 +34,7 @@ class AppContext:
     playlists: Playlists
     verification: Verification
     social: Social
+    notifications: Notifications
     registry: RoomRegistry | None = None  # set while the live side runs
     user_sockets: UserSockets | None = None  # set while the live side runs
 
@@ -50,6 +52,7 @@ class AppContext:
             playlists=Playlists(db),
             verification=Verification(db),
             social=Social(db),
+            notifications=Notifications(db),
         )
 
     def actor_config(self) -> ActorConfig:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ import trio
 
 from protocol.events import Event
 from storage.database import aio, connect_one
+from storage.notifications import NoteRow, create_notifications
 from storage.progression import Award, Progress, apply_awards
 
 log = logging.getLogger("seda.journal")
@@ -41,16 +43,21 @@ class JournalClosed(RuntimeError):
 class Ticket:
     """Settled once the batch holding a submission commits or fails."""
 
-    __slots__ = ("_done", "error", "results")
+    __slots__ = ("_done", "error", "notes", "results")
 
     def __init__(self) -> None:
         self._done = trio.Event()
         self.error: BaseException | None = None
         self.results: dict[tuple[str, int], list[Progress]] = {}
+        self.notes: dict[tuple[str, int], list[tuple[str, dict[str, Any]]]] = {}
 
     def results_for(self, room_id: str, seq: int) -> list[Progress]:
         """What the event's point awards changed, per user (empty if nothing new was awarded)."""
         return self.results.get((room_id, seq), [])
+
+    def notes_for(self, room_id: str, seq: int) -> list[tuple[str, dict[str, Any]]]:
+        """The notifications the event created (mentions, replies), as (user id, Notification)."""
+        return self.notes.get((room_id, seq), [])
 
     @property
     def settled(self) -> bool:
@@ -112,6 +119,8 @@ def _rows(batch: _Batch) -> dict[str, list[tuple[Any, ...]]]:
         "sessions_started": [],
         "sessions_ended": [],
         "track_plays": [],
+        "mention_notes": [],
+        "reply_notes": [],
     }
     reactions: OrderedDict[tuple[str, str, str], tuple[bool, int]] = OrderedDict()
     pins: dict[str, list[str]] = {}
@@ -136,6 +145,11 @@ def _rows(batch: _Batch) -> dict[str, list[tuple[Any, ...]]]:
                 )
             )
             rows["mentions"].extend((d["id"], uid, room_id, _ts(e.at)) for uid in d["mentions"])
+            about = {"room_id": room_id, "message_id": d["id"]}
+            rows["mention_notes"].extend((room_id, e.seq, uid, d["user_id"], about) for uid in d["mentions"])
+            if d["reply_to"]:
+                about = {**about, "parent_id": d["reply_to"]}
+                rows["reply_notes"].append((room_id, e.seq, d["reply_to"], d["user_id"], about))
         elif e.name == "chat.deleted":
             rows["deletes"].append((d["id"], d["by"], _ts(e.at)))
         elif e.name == "chat.reaction":
@@ -291,17 +305,45 @@ _ORDER = (
 )
 
 
-async def _write(
-    conn: asyncpg.Connection, rows: dict[str, list[tuple[Any, ...]]]
-) -> dict[tuple[str, int], list[Progress]]:
+@dataclass
+class _Committed:
+    """What a batch's commit produced for the actors to tell: progress and notifications by event."""
+
+    progress: dict[tuple[str, int], list[Progress]] = field(default_factory=dict)
+    notes: dict[tuple[str, int], list[tuple[str, dict[str, Any]]]] = field(default_factory=dict)
+
+
+async def _notify_chat(
+    conn: asyncpg.Connection, rows: dict[str, list[tuple[Any, ...]]], out: _Committed
+) -> None:
+    """Mention and reply notifications of the batch's chat messages, in its transaction."""
+    authors: dict[str, str] = {}
+    if rows["reply_notes"]:
+        parents = [uuid.UUID(r[2]) for r in rows["reply_notes"]]
+        found = await conn.fetch("SELECT id, user_id FROM messages WHERE id = ANY($1::uuid[])", parents)
+        authors = {str(r["id"]): str(r["user_id"]) for r in found}
+    wanted: list[NoteRow] = [
+        (uid, "mention", actor, about) for _, _, uid, actor, about in rows["mention_notes"]
+    ]
+    wanted += [
+        (authors[parent], "reply", actor, about)
+        for _, _, parent, actor, about in rows["reply_notes"]
+        if parent in authors
+    ]
+    by_message = {r[4]["message_id"]: (r[0], r[1]) for r in rows["mention_notes"] + rows["reply_notes"]}
+    for user_id, note in await create_notifications(conn, wanted):
+        out.notes.setdefault(by_message[note["data"]["message_id"]], []).append((user_id, note))
+
+
+async def _write(conn: asyncpg.Connection, rows: dict[str, list[tuple[Any, ...]]]) -> _Committed:
     """Write one batch in one transaction (runs on the asyncio side: one bridge crossing)."""
-    results: dict[tuple[str, int], list[Progress]] = {}
+    out = _Committed()
     async with conn.transaction():
         for kind in _ORDER:
             if rows[kind]:
                 await conn.execute(_STATEMENTS[kind], *_columns(rows[kind]))
         for room_id, seq, awards, at in rows["awards"]:
-            results[(room_id, seq)] = await apply_awards(conn, [Award(*a) for a in awards], room_id, at)
+            out.progress[(room_id, seq)] = await apply_awards(conn, [Award(*a) for a in awards], room_id, at)
         if rows["pins"]:
             # uuid[][] of ragged lengths cannot be unnested, so pins go one room at a time.
             for room_id, ids in rows["pins"]:
@@ -310,7 +352,9 @@ async def _write(
                     room_id,
                     ids,
                 )
-    return results
+        if rows["mention_notes"] or rows["reply_notes"]:
+            await _notify_chat(conn, rows, out)
+    return out
 
 
 class JournalWriter:
@@ -369,7 +413,7 @@ class JournalWriter:
                 try:
                     rows = _rows(batch)
                     with trio.CancelScope(shield=True):
-                        results = await aio(_write, conn, rows)
+                        committed = await aio(_write, conn, rows)
                 except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, ValueError, TypeError) as exc:
                     log.warning("journal batch of %d events failed: %s", len(batch.events), exc)
                     for ticket in batch.tickets:
@@ -382,7 +426,7 @@ class JournalWriter:
                     continue
                 backoff = 0.05
                 for ticket in batch.tickets:
-                    ticket.results = results
+                    ticket.results, ticket.notes = committed.progress, committed.notes
                     ticket._settle(None)
                 if self._on_commit is not None:
                     self._on_commit(1, len(batch.events))

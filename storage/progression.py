@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,6 +13,7 @@ import asyncpg
 from protocol.errors import Conflict
 from protocol.events import private_event
 from storage.database import Database, Record
+from storage.notifications import create_notifications
 
 CREDITS_PER_MONTH = 100
 PLAYLIST_ADD_POINTS = 5  # to whoever played the track in a room, once per adding user per track
@@ -54,19 +55,24 @@ class Progress:
     level: int
     level_ups: list[int]
     credits_awarded: int
+    notifications: list[dict[str, Any]] = field(default_factory=list)  # the level_up ones created
 
     def notices(self, at: int) -> list[dict[str, Any]]:
-        """The private ``points.awarded`` and ``level.up`` events this change owes its user."""
+        """The private ``points.awarded``, ``level.up`` and ``notification`` events owed to the user."""
         awarded = {
             "points": self.points,
             "reason": "+".join(self.reasons),
             "total": self.total,
             "level": self.level,
         }
-        return [private_event("points.awarded", at, awarded)] + [
-            private_event("level.up", at, {"level": level, "credits_awarded": level})
-            for level in self.level_ups
-        ]
+        return (
+            [private_event("points.awarded", at, awarded)]
+            + [
+                private_event("level.up", at, {"level": lvl, "credits_awarded": lvl})
+                for lvl in self.level_ups
+            ]
+            + [private_event("notification", at, note) for note in self.notifications]
+        )
 
 
 async def apply_awards(
@@ -161,7 +167,12 @@ async def apply_awards(
             bool(level_ups),
             at,
         )
-        results.append(Progress(user_id, gained, reasons, total, level, level_ups, credits))
+        notes = await create_notifications(
+            conn, [(user_id, "level_up", None, {"level": lvl, "credits": lvl}) for lvl in level_ups]
+        )
+        results.append(
+            Progress(user_id, gained, reasons, total, level, level_ups, credits, [n for _, n in notes])
+        )
     return results
 
 

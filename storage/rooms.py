@@ -16,6 +16,7 @@ from protocol.errors import Conflict, Forbidden
 from protocol.events import Event
 from protocol.tracks import TrackSpec
 from storage.database import Database, Record, micros
+from storage.notifications import create_notifications
 from storage.refs import TRACK_COLUMNS, track
 
 _SLUG_CHARS = re.compile(r"[^a-z0-9]+")
@@ -382,20 +383,35 @@ class Rooms:
 
     async def request_to_join(
         self, room_id: uuid.UUID, user_id: uuid.UUID, message: str | None
-    ) -> dict[str, Any]:
-        """A pending request; a second pending one is a Conflict."""
-        try:
-            row = await self._db.fetchrow(
+    ) -> tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]]:
+        """A pending request (a second pending one is a Conflict), and the ``join_request``
+        notifications of the room's owner and moderators, written with it."""
+
+        async def unit(conn: asyncpg.Connection) -> tuple[Record, list[tuple[str, dict[str, Any]]]]:
+            row: Record | None = await conn.fetchrow(
                 """INSERT INTO room_join_requests (room_id, user_id, message) VALUES ($1, $2, $3)
                    RETURNING id, room_id, user_id, message, status, reason, created_at, decided_at""",
                 room_id,
                 user_id,
                 message,
             )
+            assert row is not None
+            deciders = await conn.fetch(
+                """SELECT user_id FROM room_memberships WHERE room_id = $1 AND role IN ('owner', 'moderator')
+                   ORDER BY joined_at""",
+                room_id,
+            )
+            about = {"room_id": str(room_id)}
+            notes = await create_notifications(
+                conn, [(str(d["user_id"]), "join_request", str(user_id), about) for d in deciders]
+            )
+            return row, notes
+
+        try:
+            row, notes = await self._db.run(unit)
         except asyncpg.UniqueViolationError:
             raise Conflict("you already asked to join this room") from None
-        assert row is not None
-        return _request_dict(row)
+        return _request_dict(row), notes
 
     async def requests_page(
         self, room_id: uuid.UUID, limit: int, after: tuple[datetime, uuid.UUID] | None
@@ -415,10 +431,11 @@ class Rooms:
 
     async def decide_request(
         self, room_id: uuid.UUID, request_id: uuid.UUID, by: uuid.UUID, approve: bool, reason: str | None
-    ) -> dict[str, Any] | None:
-        """Approve (the user becomes a member, in the same transaction) or deny a pending request."""
+    ) -> tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]] | None:
+        """Approve (the user becomes a member, in the same transaction) or deny a pending request;
+        the asker's ``join_request_decision`` notification is written with it."""
 
-        async def unit(conn: asyncpg.Connection) -> Record | None:
+        async def unit(conn: asyncpg.Connection) -> tuple[Record, list[tuple[str, dict[str, Any]]]] | None:
             row: Record | None = await conn.fetchrow(
                 """UPDATE room_join_requests SET status = $4, reason = $5, decided_by = $3, decided_at = now()
                    WHERE id = $2 AND room_id = $1 AND status = 'pending'
@@ -429,16 +446,22 @@ class Rooms:
                 "approved" if approve else "denied",
                 reason,
             )
-            if row is not None and approve:
+            if row is None:
+                return None
+            if approve:
                 await conn.execute(
                     "INSERT INTO room_memberships (room_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
                     room_id,
                     row["user_id"],
                 )
-            return row
+            about = {"room_id": str(room_id), "approved": approve}
+            notes = await create_notifications(
+                conn, [(str(row["user_id"]), "join_request_decision", str(by), about)]
+            )
+            return row, notes
 
-        row = await self._db.run(unit)
-        return _request_dict(row) if row is not None else None
+        decided = await self._db.run(unit)
+        return (_request_dict(decided[0]), decided[1]) if decided is not None else None
 
     async def role_of(self, room_id: uuid.UUID, user_id: uuid.UUID) -> str | None:
         role: str | None = await self._db.fetchval(
@@ -505,12 +528,19 @@ class Rooms:
         assert row is not None
         return {**dict(row), "id": str(row["id"])}
 
-    async def user_ids_by_username(self, usernames: list[str]) -> list[str]:
-        """Ids of the named users that exist, in the order given."""
+    async def user_ids_by_username(self, usernames: list[str], room_id: uuid.UUID) -> list[str]:
+        """Ids of the named users who exist and can see the room (a private one: its members),
+        in the order given."""
         if not usernames:
             return []
         rows = await self._db.fetch(
-            "SELECT id, username FROM users WHERE username = ANY($1::text[])", [u.lower() for u in usernames]
+            """SELECT u.id, u.username FROM users u, rooms r
+               WHERE u.username = ANY($1::text[]) AND r.id = $2
+                 AND ((r.type <> 'private' AND r.visibility <> 'private')
+                      OR EXISTS (SELECT 1 FROM room_memberships m
+                                 WHERE m.room_id = r.id AND m.user_id = u.id))""",
+            [u.lower() for u in usernames],
+            room_id,
         )
         by_name = {r["username"]: str(r["id"]) for r in rows}
         return [by_name[u.lower()] for u in usernames if u.lower() in by_name]

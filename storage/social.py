@@ -14,6 +14,7 @@ from typing import Any
 import asyncpg
 
 from storage.database import Database, Record, micros
+from storage.notifications import create_notifications
 from storage.refs import user_ref, user_ref_columns
 
 _BUMP = """INSERT INTO entity_stats (entity_type, entity_id, {column}) VALUES ($1, $2, 1)
@@ -43,10 +44,11 @@ class Social:
 
     async def follow(
         self, follower: uuid.UUID, followee: uuid.UUID, followee_type: str
-    ) -> tuple[dict[str, Any], bool]:
-        """``(follow, created)``; following again changes nothing and returns the first follow."""
+    ) -> tuple[dict[str, Any], bool, list[tuple[str, dict[str, Any]]]]:
+        """``(follow, created, notifications)``; following again changes nothing and returns the
+        first follow. The followee's ``follow`` notification is written in the same transaction."""
 
-        async def unit(conn: asyncpg.Connection) -> tuple[Record, bool]:
+        async def unit(conn: asyncpg.Connection) -> tuple[Record, bool, list[tuple[str, dict[str, Any]]]]:
             row: Record | None = await conn.fetchrow(
                 """INSERT INTO follows (follower_id, followee_id, followee_type) VALUES ($1, $2, $3)
                    ON CONFLICT DO NOTHING RETURNING *""",
@@ -56,15 +58,16 @@ class Social:
             )
             if row is not None:
                 await conn.execute(_BUMP_FOLLOWS, "user", followee)
-                return row, True
+                notes = await create_notifications(conn, [(str(followee), "follow", str(follower), {})])
+                return row, True, notes
             existing: Record | None = await conn.fetchrow(
                 "SELECT * FROM follows WHERE follower_id = $1 AND followee_id = $2", follower, followee
             )
             assert existing is not None
-            return existing, False
+            return existing, False, []
 
-        row, created = await self._db.run(unit)
-        return _follow(row), created
+        row, created, notes = await self._db.run(unit)
+        return _follow(row), created, notes
 
     async def unfollow(self, follower: uuid.UUID, followee: uuid.UUID) -> bool:
         async def unit(conn: asyncpg.Connection) -> bool:

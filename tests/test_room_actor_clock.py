@@ -28,6 +28,9 @@ class CommittedTicket:
     async def wait(self) -> None:
         return None
 
+    def notes_for(self, room_id: str, seq: int) -> list[tuple[str, dict[str, Any]]]:
+        return []
+
     def results_for(self, room_id: str, seq: int) -> list[Any]:
         return []
 

@@ -9,7 +9,18 @@ from quart_schema import Info, QuartSchema
 from quart_trio import QuartTrio
 
 from server.context import AppContext
-from server.http import accounts, dj, health, playlists, profiles, progression, rooms, social, verification
+from server.http import (
+    accounts,
+    dj,
+    health,
+    notifications,
+    playlists,
+    profiles,
+    progression,
+    rooms,
+    social,
+    verification,
+)
 from server.http.errors import install_error_handlers
 
 MAX_BODY_BYTES = 1 << 20
@@ -39,6 +50,7 @@ def create_app(ctx: AppContext) -> QuartTrio:
         playlists.blueprint,
         verification.blueprint,
         social.blueprint,
+        notifications.blueprint,
     ):
         app.register_blueprint(blueprint)
 

@@ -35,6 +35,7 @@ from protocol.rooms import (
 )
 from server.auth import Principal
 from server.http.errors import NoContent, documents, no_content
+from server.http.notifications import tell
 from server.http.pagination import LimitQuery, PageQuery, keyed_page, page
 from server.http.params import path_uuid, time_id_after
 from server.http.principal import app_context, optional_principal, require_principal
@@ -270,7 +271,9 @@ async def request_to_join(room_id: str, data: JoinRequestBody) -> tuple[dict[str
         raise Conflict("you are already a member")
     if await rooms.is_banned(rid, principal.user_id):
         raise Forbidden("you are banned from this room")
-    return await rooms.request_to_join(rid, principal.user_id, data.message), 201
+    request, notes = await rooms.request_to_join(rid, principal.user_id, data.message)
+    tell(notes)
+    return request, 201
 
 
 @blueprint.get("/<room_id>/requests")
@@ -313,7 +316,8 @@ async def _decide(room_id: str, request_id: str, *, approve: bool, reason: str |
     decided = await app_context().rooms.decide_request(rid, req, principal.user_id, approve, reason)
     if decided is None:
         raise NotFound("no pending request with that id", field="request_id")
-    return decided
+    tell(decided[1])
+    return decided[0]
 
 
 @blueprint.get("/<room_id>")

@@ -28,6 +28,7 @@ from protocol.social import (
 )
 from server.auth import Principal
 from server.http.errors import NoContent, documents, no_content
+from server.http.notifications import tell
 from server.http.pagination import PageQuery, decode_cursor, keyed_page
 from server.http.params import path_uuid, time_id_after
 from server.http.principal import app_context, require_principal
@@ -99,7 +100,8 @@ async def follow(data: FollowBody) -> tuple[dict[str, Any], int]:
         raise NotFound("no such user", field="target_id")
     if data.target_type == "artist" and target.role != "artist":
         raise ValidationFailed("that user is not an artist", field="target_type")
-    followed, created = await ctx.social.follow(principal.user_id, data.target_id, data.target_type)
+    followed, created, notes = await ctx.social.follow(principal.user_id, data.target_id, data.target_type)
+    tell(notes)
     return followed, 201 if created else 200
 
 

@@ -57,7 +57,7 @@ async def prepare(
             context["track"] = await rooms.upsert_track(data.track.spec())
         names = mentioned_usernames(data.text)
         if names:
-            context["mentions"] = await rooms.user_ids_by_username(names)
+            context["mentions"] = await rooms.user_ids_by_username(names, room_id)
         if data.reply_to is not None:
             wanted.append(data.reply_to)
     elif isinstance(data, MessageRefData | ReactData):

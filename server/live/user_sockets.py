@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from actors.ports import Subscriber
 from protocol.codec import Encoding, encode_frame
+from protocol.events import private_event
 
 
 class UserSockets:
@@ -30,3 +32,9 @@ class UserSockets:
             if frame is None:
                 frame = frames[conn.encoding] = encode_frame(message, conn.encoding)
             conn.send_frame(frame)
+
+    def tell(self, notes: list[tuple[str, dict[str, Any]]]) -> None:
+        """Each committed notification to its user's open sockets, in any room."""
+        at = int(time.time() * 1000)
+        for user_id, note in notes:
+            self.notify(user_id, private_event("notification", at, note))
