@@ -11,6 +11,7 @@ from server.config import Settings
 from server.live.user_sockets import UserSockets
 from server.metrics import Metrics
 from storage.database import Database
+from storage.feed import Feed
 from storage.notifications import Notifications
 from storage.playlists import Playlists
 from storage.profiles import Profiles
@@ -35,6 +36,7 @@ class AppContext:
     verification: Verification
     social: Social
     notifications: Notifications
+    feed: Feed
     registry: RoomRegistry | None = None  # set while the live side runs
     user_sockets: UserSockets | None = None  # set while the live side runs
 
@@ -53,6 +55,7 @@ class AppContext:
             verification=Verification(db),
             social=Social(db),
             notifications=Notifications(db),
+            feed=Feed(db),
         )
 
     def actor_config(self) -> ActorConfig:

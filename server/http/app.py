@@ -12,6 +12,7 @@ from server.context import AppContext
 from server.http import (
     accounts,
     dj,
+    feed,
     health,
     notifications,
     playlists,
@@ -51,6 +52,7 @@ def create_app(ctx: AppContext) -> QuartTrio:
         verification.blueprint,
         social.blueprint,
         notifications.blueprint,
+        feed.blueprint,
     ):
         app.register_blueprint(blueprint)
 

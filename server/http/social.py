@@ -76,7 +76,8 @@ async def _visible_entity(entity_type: str, raw_id: str | uuid.UUID, principal: 
                 visible = True
             except NotFound:
                 visible = False
-    # feed_event: the newsfeed is not built yet, so no feed event exists to be liked.
+    elif entity_type == "feed_event":
+        visible = await ctx.feed.visible(entity_id, principal.user_id)
     if not visible:
         raise NotFound(f"no such {entity_type}", field="entity_id")
     return entity_id
