@@ -191,8 +191,8 @@ class Coordinator:
     async def _gather(self, key: str, phase: str, window: tuple[int, int] | None = None) -> list[Any]:
         """Wait until every worker said ``key``; show progress meanwhile."""
         answers: list[Any] = [None] * len(self._processes)
-        pending = len(answers)
-        while pending:
+        answered: set[int] = set()
+        while len(answered) < len(answers):
             index, message = await self._inbox.get()
             if "progress" in message:
                 self._counts[index] = message["progress"]
@@ -200,10 +200,12 @@ class Coordinator:
             elif "error" in message:
                 raise WorkerFailed(f"worker {index} failed:\n{message['error']}")
             elif "eof" in message:
+                if index in answered and message["eof"] == 0:
+                    continue  # it said "done" and exited before the others said so
                 raise WorkerFailed(f"worker {index} exited ({message['eof']}) while waiting for {key!r}")
             elif key in message:
                 answers[index] = message[key]
-                pending -= 1
+                answered.add(index)
         return answers
 
     def _show(self, phase: str, window: tuple[int, int] | None) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,10 +77,14 @@ def build_report(info: RunInfo, outcome: RunOutcome, extra: ScenarioResult) -> d
     deliveries = counters.get("deliveries", 0)
     last_delivery = tally.marks.get("last_delivery_ns", 0)
     span_s = (last_delivery - outcome.start_ns) / 1e9 if last_delivery > outcome.start_ns else 0.0
+    series: dict[str, array[int] | list[int]] = {
+        **{name: values for name, values in tally.samples.items() if not name.startswith(ABSOLUTE)},
+        **extra.latency,
+    }
     latency = {
         name: summary.to_json()
-        for name, values in sorted(tally.samples.items())
-        if not name.startswith(ABSOLUTE) and (summary := Summary.of(values)) is not None
+        for name, values in sorted(series.items())
+        if (summary := Summary.of(values)) is not None
     }
     workers = [
         {"cpu_s": round(w.cpu_s, 3), "wall_s": round(w.wall_s, 3), "cpu_of_one_core": round(w.utilisation, 3)}

@@ -7,7 +7,8 @@ stdout (stderr is left for tracebacks):
     worker -> {"progress": {...}}                running counts, every 0.25 s
     worker -> {"ready": true}                    every role prepared (sockets open)
     parent -> {"go": {"start_ns", "end_ns"}}     the measured window, wall clock
-    worker -> {"sent": {room: seq}}              every role's active part ended
+    worker -> {"sent": {room: seq}}              every role's active part ended (and other totals
+                                                 a role's drain waits for, named apart from rooms)
     parent -> {"drain": {"targets", "deadline_ns"}}
     worker -> {"drained": {"cpu_s", "wall_s"}}   every listener saw the targets (or gave up)
     parent -> {"close": true}
@@ -30,6 +31,7 @@ from typing import Any
 from bench.roles.base import Role, Window, WorkerContext
 from bench.roles.joiners import Joiners
 from bench.roles.listeners import Listeners
+from bench.roles.notifications import MentionSenders, Notified
 from bench.roles.rest_readers import RestReaders
 from bench.roles.senders import Senders
 from bench.roles.voting import Conductor, Voters
@@ -43,6 +45,8 @@ ROLE_KINDS: dict[str, type[Role]] = {
     "voters": Voters,
     "conductor": Conductor,
     "rest": RestReaders,
+    "mention_senders": MentionSenders,
+    "notified": Notified,
 }
 PROGRESS_EVERY_S = 0.25
 

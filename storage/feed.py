@@ -10,7 +10,7 @@ repeat nor push items past the cursor (they are on the next first page).
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -18,27 +18,34 @@ import asyncpg
 from storage.database import Database, Record, micros
 from storage.refs import TRACK_COLUMNS, track, user_ref, user_ref_columns
 
-# Who may see event e ($1 is the viewer): a private (or unlisted) room's events only its
-# members, a private playlist's only its owner and collaborators, a follow only the
-# follower's own followers (and the follower).
-_VISIBLE = """
-    (e.room_id IS NULL OR EXISTS (
-        SELECT 1 FROM rooms r WHERE r.id = e.room_id AND r.deleted_at IS NULL
+
+def _visible(e: str) -> str:
+    """Whether the viewer ($1) may see event ``e``: a private (or unlisted) room's events only
+    its members, a private playlist's only its owner and collaborators, a follow only the
+    follower's own followers (and the follower)."""
+    return f"""
+    ({e}.room_id IS NULL OR EXISTS (
+        SELECT 1 FROM rooms r WHERE r.id = {e}.room_id AND r.deleted_at IS NULL
           AND ((r.type <> 'private' AND r.visibility = 'public')
                OR EXISTS (SELECT 1 FROM room_memberships m WHERE m.room_id = r.id AND m.user_id = $1))))
-    AND (e.playlist_id IS NULL OR EXISTS (
-        SELECT 1 FROM playlists p WHERE p.id = e.playlist_id
+    AND ({e}.playlist_id IS NULL OR EXISTS (
+        SELECT 1 FROM playlists p WHERE p.id = {e}.playlist_id
           AND (p.is_public OR p.owner_id = $1
                OR EXISTS (SELECT 1 FROM playlist_collaborators c
                           WHERE c.playlist_id = p.id AND c.user_id = $1))))
-    AND (e.type <> 'user_followed' OR e.actor_id = $1
-         OR EXISTS (SELECT 1 FROM follows f WHERE f.follower_id = $1 AND f.followee_id = e.actor_id))"""
+    AND ({e}.type <> 'user_followed' OR {e}.actor_id = $1
+         OR EXISTS (SELECT 1 FROM follows f WHERE f.follower_id = $1 AND f.followee_id = {e}.actor_id))"""
 
-# What the viewer's feed draws from: people they follow, rooms they are in, themselves.
-_SOURCES = """
-    (e.actor_id = $1
-     OR e.actor_id IN (SELECT followee_id FROM follows WHERE follower_id = $1)
-     OR e.room_id IN (SELECT room_id FROM room_memberships WHERE user_id = $1))"""
+
+def _in_feed(e: str) -> str:
+    """Whether event ``e`` is in the viewer's ($1) feed, snapshot $2 included: from people they
+    follow, rooms they are in, or themselves, and visible to them."""
+    return f"""{e}.created_at <= $2
+    AND ({e}.actor_id = $1
+         OR {e}.actor_id IN (SELECT followee_id FROM follows WHERE follower_id = $1)
+         OR {e}.room_id IN (SELECT room_id FROM room_memberships WHERE user_id = $1))
+    AND {_visible(e)}"""
+
 
 _DETAILS = f"""SELECT e.id, e.type, e.created_at, e.group_id, {user_ref_columns("u", "up", "actor_")},
                       {user_ref_columns("tu", "tp", "target_")}, r.id AS room_ref_id, r.slug AS room_slug,
@@ -49,6 +56,36 @@ _DETAILS = f"""SELECT e.id, e.type, e.created_at, e.group_id, {user_ref_columns(
                LEFT JOIN profiles tp ON tp.user_id = e.target_user_id
                LEFT JOIN rooms r ON r.id = e.room_id LEFT JOIN playlists pl ON pl.id = e.playlist_id
                LEFT JOIN track_refs t ON t.id = e.track_id"""
+
+
+# One page of feed heads ($1 viewer, $2 snapshot, $3/$4 after, $5 limit) with their groups' counts and actors.
+# A head is the newest event of its group in the viewer's feed: found newest first through the time
+# index, each checked against its (small) group, so a page costs about what it shows.
+PAGE_SQL = f"""WITH page AS (
+                        SELECT e.id, e.group_id, e.created_at FROM feed_events e
+                        WHERE {_in_feed("e")}
+                          AND (e.created_at, e.id) < ($3, $4)
+                          AND NOT EXISTS (SELECT 1 FROM feed_events n
+                                          WHERE n.group_id = e.group_id
+                                            AND (n.created_at, n.id) > (e.created_at, e.id)
+                                            AND {_in_feed("n")})
+                        ORDER BY e.created_at DESC, e.id DESC LIMIT $5),
+                    members AS (SELECT m.group_id, m.actor_id, m.created_at FROM feed_events m
+                                WHERE m.group_id IN (SELECT group_id FROM page) AND {_in_feed("m")})
+                    SELECT page.id, page.created_at,
+                           (SELECT count(*) FROM members
+                            WHERE members.group_id = page.group_id) AS collapsed_count,
+                           (SELECT array_agg(a.actor_id ORDER BY a.last DESC) FROM (
+                                SELECT actor_id, max(created_at) AS last FROM members
+                                WHERE members.group_id = page.group_id
+                                GROUP BY actor_id ORDER BY last DESC LIMIT 3) a) AS actor_ids
+                    FROM page ORDER BY page.created_at DESC, page.id DESC"""
+
+
+def _from_the_top(snapshot: datetime) -> tuple[datetime, uuid.UUID]:
+    """The "after" key of a first page: past everything in the snapshot. (A key every time, never
+    a NULL that the query must test for: one shape of query keeps one good cached plan.)"""
+    return snapshot + timedelta(microseconds=1), uuid.UUID(int=0)
 
 
 def _item(r: Record) -> dict[str, Any]:
@@ -79,7 +116,7 @@ class Feed:
 
     async def visible(self, event_id: uuid.UUID, viewer: uuid.UUID) -> bool:
         found = await self._db.fetchval(
-            f"SELECT true FROM feed_events e WHERE e.id = $2 AND {_VISIBLE}", viewer, event_id
+            f"SELECT true FROM feed_events e WHERE e.id = $2 AND {_visible('e')}", viewer, event_id
         )
         return bool(found)
 
@@ -89,25 +126,14 @@ class Feed:
         """Feed items newest first: one per group, at its newest event the viewer can see."""
 
         async def unit(conn: asyncpg.Connection) -> list[dict[str, Any]]:
+            # A head is the newest event of its group in the viewer's feed: found newest first
+            # through the time index, each checked against its (small) group, so a page costs
+            # about what it shows, however long the feed.
             heads = await conn.fetch(
-                f"""WITH v AS (SELECT e.id, e.group_id, e.actor_id, e.created_at FROM feed_events e
-                               WHERE e.created_at <= $2 AND {_SOURCES} AND {_VISIBLE}),
-                         h AS (SELECT DISTINCT ON (group_id) group_id, id, created_at FROM v
-                               ORDER BY group_id, created_at DESC, id DESC),
-                         page AS (SELECT * FROM h
-                                  WHERE $3::timestamptz IS NULL OR (created_at, id) < ($3, $4)
-                                  ORDER BY created_at DESC, id DESC LIMIT $5)
-                    SELECT page.id, page.created_at,
-                           (SELECT count(*) FROM v WHERE v.group_id = page.group_id) AS collapsed_count,
-                           (SELECT array_agg(a.actor_id ORDER BY a.last DESC) FROM (
-                                SELECT actor_id, max(created_at) AS last FROM v
-                                WHERE v.group_id = page.group_id
-                                GROUP BY actor_id ORDER BY last DESC LIMIT 3) a) AS actor_ids
-                    FROM page ORDER BY page.created_at DESC, page.id DESC""",
+                PAGE_SQL,
                 viewer,
                 snapshot,
-                before[0] if before else None,
-                before[1] if before else None,
+                *(before or _from_the_top(snapshot)),
                 limit + 1,
             )
             ids = [h["id"] for h in heads]
@@ -138,7 +164,7 @@ class Feed:
         async def unit(conn: asyncpg.Connection) -> list[dict[str, Any]]:
             rows = await conn.fetch(
                 f"""SELECT e.id, e.created_at FROM feed_events e
-                    WHERE e.actor_id = $2 AND {_VISIBLE}
+                    WHERE e.actor_id = $2 AND {_visible("e")}
                       AND ($3::timestamptz IS NULL OR (e.created_at, e.id) < ($3, $4))
                     ORDER BY e.created_at DESC, e.id DESC LIMIT $5""",
                 viewer,

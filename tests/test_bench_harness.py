@@ -104,3 +104,30 @@ async def test_resume_counts_seq_exactly_across_reconnects(server: Bound, tmp_pa
     # Every client saw every message exactly once, live or replayed.
     assert report["deliveries"] == 4 * 40
     assert report["errors"] == {}
+
+
+async def test_notify_every_mention_reaches_its_target_once(server: Bound, tmp_path: Path) -> None:
+    report = await bench(
+        server,
+        tmp_path,
+        "notify",
+        *("--listeners", "5", "--senders", "2", "--targets", "3", "--rate", "40", "--messages", "9"),
+    )
+    counters = report["counters"]
+    results = report["results"]
+    assert counters["acked"] == 2 * 9
+    assert results["notifications_expected"] == 2 * 9
+    assert results["notifications_received"] == 2 * 9
+    assert (
+        results["notifications_missing"],
+        results["notifications_duplicated"],
+        results["notifications_unexpected"],
+        results["other_notifications"],
+    ) == (0, 0, 0, 0)
+    assert results["notifications_exact"]
+    assert counters["notifications"] == 2 * 9  # every one arrived once, at its own target
+    assert report["latency_ms"]["notification mention"]["count"] == 2 * 9
+    # The stage's listeners still got every chat message, in order.
+    assert report["deliveries"] == 5 * 2 * 9
+    assert (counters["missed_seq"], counters["duplicate_seq"], counters["undelivered"]) == (0, 0, 0)
+    assert report["errors"] == {}

@@ -52,7 +52,10 @@ class Role:
         """Before the window: open the sockets that are not what is measured."""
 
     async def run(self, window: Window) -> dict[str, int]:
-        """The active part. Returns, per room, the last ``seq`` this role produced (senders)."""
+        """The active part. Returns, per room, the last ``seq`` this role produced (senders).
+
+        A role may add other totals under names that are not room ids (``mentions …``):
+        the coordinator merges every worker's by maximum and hands them all to ``drain``."""
         raise NotImplementedError
 
     async def drain(self, targets: dict[str, int], deadline_ns: int) -> None:

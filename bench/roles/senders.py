@@ -22,6 +22,7 @@ class SenderSocket(WsClient):
     def __init__(self, group: Senders) -> None:
         super().__init__()
         self.group = group
+        self.number = 0  # this socket's place among the role's senders
         self.sent: dict[int, int] = {}
         self.counting = True  # False once the sender gave up waiting: later replies are not acks
         self.answered = asyncio.Event()  # set whenever no op awaits its reply
@@ -45,9 +46,11 @@ class SenderSocket(WsClient):
         group.replies.append(time.time_ns() - sent_ns)
         if message.get("ok"):
             group.tally.counters["acked"] += 1
-            seq = int((message.get("data") or {}).get("seq", 0))
+            data = message.get("data") or {}
+            seq = int(data.get("seq", 0))
             if seq > group.last_seq:
                 group.last_seq = seq
+            group.acked(self, int(message["ref"]), sent_ns, data)
         else:
             group.tally.errors[(message.get("error") or {}).get("code", "unknown")] += 1
 
@@ -83,6 +86,7 @@ class Senders(Role):
             except ConnectFailed as failed:
                 self.tally.errors[failed.code] += 1
                 return
+            socket.number = len(self.sockets)
             self.sockets.append(socket)
             self.tally.counters["senders"] += 1
 
@@ -108,7 +112,7 @@ class Senders(Role):
             index += 1
             socket.sent[index] = now
             socket.answered.clear()
-            op = {"op": "chat.send", "ref": index, "data": {"text": stamped_text(now, size)}}
+            op = {"op": "chat.send", "ref": index, "data": {"text": self.text(socket, index, now, size)}}
             if not socket.send_json(op):
                 socket.sent.pop(index)
                 break
@@ -118,6 +122,14 @@ class Senders(Role):
                 await socket.answered.wait()
         socket.counting = False
         counters["unanswered"] += len(socket.sent)
+
+    def text(self, socket: SenderSocket, ref: int, sent_ns: int, size: int) -> str:
+        """The text of op ``ref`` (1, 2, ...) on ``socket``: the send time, then filler."""
+        return stamped_text(sent_ns, size)
+
+    def acked(self, socket: SenderSocket, ref: int, sent_ns: int, data: dict[str, Any]) -> None:
+        """Op ``ref`` on ``socket``, sent at ``sent_ns``, was acknowledged with ``data``
+        (``message_id``, ``seq``) in time to count."""
 
     async def close(self) -> None:
         self.closing = True

@@ -5,6 +5,7 @@ from __future__ import annotations
 from bench.scenarios.base import Scenario
 from bench.scenarios.chat import FanoutScenario, RoomsScenario
 from bench.scenarios.connections import IdleScenario, JoinScenario
+from bench.scenarios.notify import NotifyScenario
 from bench.scenarios.rest import RestScenario
 from bench.scenarios.resume import ResumeScenario
 from bench.scenarios.votes import VotesScenario
@@ -19,5 +20,6 @@ SCENARIOS: dict[str, type[Scenario]] = {
         IdleScenario,
         ResumeScenario,
         RestScenario,
+        NotifyScenario,
     )
 }

@@ -33,10 +33,12 @@ class SetupEnv:
 
 @dataclass
 class ScenarioResult:
-    """A scenario's own rows for the table (label, value) and fields for the JSON."""
+    """A scenario's own rows for the table (label, value) and fields for the JSON, and latency
+    series (nanoseconds) it computed from the merged results, shown with the others."""
 
     rows: list[tuple[str, str]] = field(default_factory=list)
     fields: dict[str, Any] = field(default_factory=dict)
+    latency: dict[str, list[int]] = field(default_factory=dict)
 
 
 def share(total: int, parts: int) -> list[int]:

@@ -116,3 +116,6 @@ END $$;
 CREATE TRIGGER feed_room_event AFTER INSERT ON room_events
     FOR EACH ROW WHEN (NEW.name IN ('session.started', 'chat.pinned', 'track.started'))
     EXECUTE FUNCTION feed_on_room_event();
+
+-- A feed page walks the newest events first and stops when the page is full.
+CREATE INDEX feed_events_time_idx ON feed_events (created_at DESC, id DESC);
