@@ -103,12 +103,25 @@ async def test_joins_collapse_within_the_hour(http: httpx.AsyncClient, live: Liv
             other["id"],
             base + timedelta(minutes=minutes),
         )
-    quiet = [i for i in (await feed(http, host))["items"] if i["room"] and i["room"]["id"] == other["id"]]
+    # a steady trickle (every 40 minutes): no group spans more than the hour before its newest
+    trickle = await live.room(host, name="Trickle")
+    for minutes, (_, user_id) in zip((0, 40, 80), joiners, strict=False):
+        await db.execute(
+            "SELECT feed_add('user_joined_room', $1, $2, NULL, NULL, NULL, NULL, $3, $4)",
+            uuid.UUID(user_id),
+            uuid.UUID(trickle["id"]),
+            trickle["id"],
+            base + timedelta(minutes=minutes),
+        )
+    items = (await feed(http, host))["items"]
+    quiet = [i for i in items if i["room"] and i["room"]["id"] == other["id"]]
     assert [(i["type"], i["collapsed_count"]) for i in quiet] == [
         ("room_created", 1),
         ("user_joined_room", 2),  # at 120 and 150 minutes
         ("user_joined_room", 2),  # at 0 and 30: 90 minutes before the next, a group of their own
     ]
+    steady = [i["collapsed_count"] for i in items if i["room"] and i["room"]["id"] == trickle["id"]]
+    assert steady == [1, 1, 2]  # room_created; 80 alone (0 is 80 minutes before it); 40 with 0
     assert host_id
 
 

@@ -11,8 +11,8 @@ CREATE TABLE feed_events (
     track_id uuid REFERENCES track_refs (id),
     target_user_id uuid REFERENCES users (id) ON DELETE CASCADE,
     session_id uuid,
-    -- the type and its target; events of one key each within an hour of the one before form
-    -- one group (group_id, fixed when written), shown as one feed item
+    -- the type and its target; events of one key within an hour of the newest of them form one
+    -- group (group_id, fixed when written), shown as one feed item
     collapsed_key text NOT NULL,
     group_id uuid NOT NULL,
     created_at timestamptz NOT NULL DEFAULT clock_timestamp()
@@ -41,6 +41,11 @@ BEGIN
     SELECT group_id INTO grp FROM feed_events
     WHERE collapsed_key = key AND created_at BETWEEN at - interval '1 hour' AND at
     ORDER BY created_at DESC LIMIT 1;
+    -- every event of a group is within one hour of its newest: join only if its oldest still is
+    IF grp IS NOT NULL
+       AND (SELECT min(created_at) FROM feed_events WHERE group_id = grp) < at - interval '1 hour' THEN
+        grp := NULL;
+    END IF;
     INSERT INTO feed_events (type, actor_id, room_id, playlist_id, track_id, target_user_id, session_id,
                              collapsed_key, group_id, created_at)
     VALUES (kind, actor, room, playlist, track, target, session, key, coalesce(grp, gen_random_uuid()), at)
