@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from protocol.rooms import TrackOut
+from protocol.refs import TrackOut
 from protocol.tracks import TrackInput
 
 

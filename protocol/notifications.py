@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, StrictBool
 
@@ -18,6 +18,7 @@ NotificationType = Literal[
     "join_request_decision",
     "report_resolved",
 ]
+NOTIFICATION_TYPES: tuple[str, ...] = get_args(NotificationType)
 
 
 class NotificationOut(BaseModel):

@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
+from protocol.refs import TrackOut
+
 RoomType = Literal["public", "genre", "artist", "private"]
 Visibility = Literal["public", "unlisted", "private"]
 MemberRole = Literal["owner", "moderator", "member"]
@@ -130,18 +132,6 @@ class JoinRequestBody(BaseModel):
 class DenyBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     reason: str | None = Field(default=None, max_length=500)
-
-
-class TrackOut(BaseModel):
-    """A track: the provider's id for it, and what to show."""
-
-    id: str
-    provider: str
-    provider_id: str
-    title: str
-    artist: str
-    duration_ms: int
-    artwork_url: str | None
 
 
 class RoomOut(BaseModel):

@@ -16,19 +16,9 @@ from typing import Any
 
 import asyncpg
 
+from protocol.notifications import NOTIFICATION_TYPES
 from storage.database import Database, Record, micros
 from storage.refs import user_ref, user_ref_columns
-
-NOTIFICATION_TYPES: tuple[str, ...] = (
-    "follow",
-    "mention",
-    "reply",
-    "level_up",
-    "badge",
-    "join_request",
-    "join_request_decision",
-    "report_resolved",
-)
 
 # (user to notify, type, actor or None, data)
 NoteRow = tuple[str, str, str | None, dict[str, Any]]
