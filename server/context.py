@@ -12,6 +12,7 @@ from server.live.user_sockets import UserSockets
 from server.metrics import Metrics
 from storage.database import Database
 from storage.feed import Feed
+from storage.marketplace import Marketplace
 from storage.notifications import Notifications
 from storage.playlists import Playlists
 from storage.profiles import Profiles
@@ -37,6 +38,7 @@ class AppContext:
     social: Social
     notifications: Notifications
     feed: Feed
+    marketplace: Marketplace
     registry: RoomRegistry | None = None  # set while the live side runs
     user_sockets: UserSockets | None = None  # set while the live side runs
 
@@ -56,6 +58,7 @@ class AppContext:
             social=Social(db),
             notifications=Notifications(db),
             feed=Feed(db),
+            marketplace=Marketplace(db),
         )
 
     def actor_config(self) -> ActorConfig:

@@ -14,6 +14,7 @@ from server.http import (
     dj,
     feed,
     health,
+    marketplace,
     notifications,
     playlists,
     profiles,
@@ -53,6 +54,7 @@ def create_app(ctx: AppContext) -> QuartTrio:
         social.blueprint,
         notifications.blueprint,
         feed.blueprint,
+        marketplace.blueprint,
     ):
         app.register_blueprint(blueprint)
 
