@@ -12,6 +12,7 @@ from server.live.user_sockets import UserSockets
 from server.metrics import Metrics
 from storage.database import Database
 from storage.feed import Feed
+from storage.leaderboards import Leaderboards
 from storage.marketplace import Marketplace
 from storage.notifications import Notifications
 from storage.playlists import Playlists
@@ -39,6 +40,7 @@ class AppContext:
     notifications: Notifications
     feed: Feed
     marketplace: Marketplace
+    leaderboards: Leaderboards
     registry: RoomRegistry | None = None  # set while the live side runs
     user_sockets: UserSockets | None = None  # set while the live side runs
 
@@ -59,6 +61,7 @@ class AppContext:
             notifications=Notifications(db),
             feed=Feed(db),
             marketplace=Marketplace(db),
+            leaderboards=Leaderboards(db),
         )
 
     def actor_config(self) -> ActorConfig:

@@ -75,6 +75,26 @@ class Progress:
         )
 
 
+# Every board an award counts on moves with it, in its transaction (REST.md leaderboards).
+_MOVE_SCORES = """INSERT INTO leaderboard_scores (board, scope, season, user_id, score, reached_at)
+                  SELECT b, sc, se, $1, $2, $3 FROM unnest($4::text[], $5::text[], $6::text[]) AS x(b, sc, se)
+                  ON CONFLICT (board, scope, season, user_id)
+                  DO UPDATE SET score = leaderboard_scores.score + excluded.score,
+                                reached_at = excluded.reached_at"""
+
+
+async def _boards_of(
+    conn: asyncpg.Connection, room_id: str | None, season: str
+) -> list[tuple[str, str, str]]:
+    """(board, scope, season) of every board that points earned now in ``room_id`` count on."""
+    boards = [("global", "", ""), ("seasonal", "", season)]
+    if room_id:
+        boards.append(("room", room_id, ""))
+        genres = await conn.fetchval("SELECT genres FROM rooms WHERE id = $1", uuid.UUID(room_id))
+        boards.extend(("genre", genre, "") for genre in genres or [])
+    return boards
+
+
 async def apply_awards(
     conn: asyncpg.Connection, awards: list[Award], room_id: str | None, at: datetime
 ) -> list[Progress]:
@@ -87,6 +107,7 @@ async def apply_awards(
     for award in awards:
         by_user.setdefault(award.user_id, []).append(award)
     season = season_of(at)
+    boards = await _boards_of(conn, room_id, season) if awards else []
     results: list[Progress] = []
     for user_id in sorted(by_user):  # a fixed order: no deadlocks between concurrent writers
         gained = 0
@@ -167,6 +188,16 @@ async def apply_awards(
             bool(level_ups),
             at,
         )
+        if gained:
+            await conn.execute(
+                _MOVE_SCORES,
+                uuid.UUID(user_id),
+                gained,
+                at,
+                [b[0] for b in boards],
+                [b[1] for b in boards],
+                [b[2] for b in boards],
+            )
         notes = await create_notifications(
             conn, [(user_id, "level_up", None, {"level": lvl, "credits": lvl}) for lvl in level_ups]
         )

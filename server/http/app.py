@@ -14,6 +14,7 @@ from server.http import (
     dj,
     feed,
     health,
+    leaderboards,
     marketplace,
     notifications,
     playlists,
@@ -55,6 +56,7 @@ def create_app(ctx: AppContext) -> QuartTrio:
         notifications.blueprint,
         feed.blueprint,
         marketplace.blueprint,
+        leaderboards.blueprint,
     ):
         app.register_blueprint(blueprint)
 

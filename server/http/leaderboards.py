@@ -1,0 +1,82 @@
+"""Leaderboards over REST (public reads)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import Field
+from quart import Blueprint
+from quart_schema import validate_querystring, validate_response
+
+from protocol.errors import BadRequest, NotFound, ValidationFailed
+from protocol.leaderboards import BOARD_TYPES, SEASON_PATTERN, BoardPage, StandingOut
+from server.http.pagination import PageQuery, decode_cursor, keyed_page
+from server.http.params import path_uuid
+from server.http.principal import app_context
+from storage.progression import season_of
+
+blueprint = Blueprint("leaderboards", __name__, url_prefix="/api/v1/leaderboards")
+
+
+class BoardQuery(PageQuery):
+    scope: str | None = Field(default=None, min_length=1, max_length=100, description="genre, or room id")
+    season: str | None = Field(default=None, pattern=SEASON_PATTERN, description="YYYY-Qn (seasonal)")
+
+
+def _board(kind: str, query: BoardQuery) -> tuple[str, str, str]:
+    """(board, scope, season) as stored; an unknown board is 404, a missing scope 422."""
+    if kind not in BOARD_TYPES:
+        raise NotFound(f"no leaderboard {kind!r}", field="type")
+    if kind in ("genre", "room"):
+        if query.scope is None:
+            raise ValidationFailed(f"a {kind} board needs its scope", field="scope")
+        if kind == "genre":
+            return kind, query.scope.strip().lower(), ""
+        try:
+            return kind, str(uuid.UUID(query.scope)), ""
+        except ValueError:
+            raise ValidationFailed("a room board's scope is the room's id", field="scope") from None
+    if kind == "seasonal":
+        return kind, "", query.season or season_of(datetime.now(UTC))
+    return kind, "", ""
+
+
+def _after(cursor: str | None) -> tuple[int, datetime, uuid.UUID] | None:
+    key = decode_cursor(cursor, 3)
+    if key is None:
+        return None
+    try:
+        return int(key[0]), datetime.fromtimestamp(int(key[1]) / 1_000_000, tz=UTC), uuid.UUID(str(key[2]))
+    except (ValueError, TypeError, OverflowError):
+        raise BadRequest("cursor is not one this API issued", field="cursor") from None
+
+
+@blueprint.get("/<kind>")
+@validate_querystring(BoardQuery)
+@validate_response(BoardPage, 200)
+async def board(kind: str, query_args: BoardQuery) -> dict[str, Any]:
+    """Highest score first; equal scores share a rank (1, 2, 2, 4), who reached it first listed first."""
+    name, scope, season = _board(kind, query_args)
+    rows = await app_context().leaderboards.page(
+        name, scope, season, query_args.limit, _after(query_args.cursor)
+    )
+    return {
+        **keyed_page(rows, query_args.limit),
+        "type": name,
+        "scope": scope or None,
+        "season": season or None,
+    }
+
+
+@blueprint.get("/<kind>/users/<user_id>")
+@validate_querystring(BoardQuery)
+@validate_response(StandingOut, 200)
+async def standing(kind: str, user_id: str, query_args: BoardQuery) -> dict[str, Any]:
+    """A user's rank (null when unranked), score and how many are ranked, without reading the board."""
+    name, scope, season = _board(kind, query_args)
+    uid = path_uuid(user_id, "user_id", "user")
+    if await app_context().users.get(uid) is None:
+        raise NotFound("no such user", field="user_id")
+    return await app_context().leaderboards.standing(name, scope, season, uid)
