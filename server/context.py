@@ -10,6 +10,7 @@ from server.auth import TokenIssuer
 from server.config import Settings
 from server.live.user_sockets import UserSockets
 from server.metrics import Metrics
+from storage.badges import Badges
 from storage.database import Database
 from storage.feed import Feed
 from storage.leaderboards import Leaderboards
@@ -41,6 +42,7 @@ class AppContext:
     feed: Feed
     marketplace: Marketplace
     leaderboards: Leaderboards
+    badges: Badges
     registry: RoomRegistry | None = None  # set while the live side runs
     user_sockets: UserSockets | None = None  # set while the live side runs
 
@@ -62,6 +64,7 @@ class AppContext:
             feed=Feed(db),
             marketplace=Marketplace(db),
             leaderboards=Leaderboards(db),
+            badges=Badges(db),
         )
 
     def actor_config(self) -> ActorConfig:

@@ -12,6 +12,7 @@ import asyncpg
 
 from protocol.errors import Conflict
 from protocol.events import private_event
+from storage.badges import award_milestones
 from storage.database import Database, Record
 from storage.notifications import create_notifications
 
@@ -112,6 +113,7 @@ async def apply_awards(
     for user_id in sorted(by_user):  # a fixed order: no deadlocks between concurrent writers
         gained = 0
         reasons: list[str] = []
+        new: list[Award] = []
         for award in by_user[user_id]:
             inserted = await conn.fetchval(
                 """INSERT INTO point_transactions (user_id, event_type, points, source_id, voter_id, room_id,
@@ -129,6 +131,7 @@ async def apply_awards(
             if inserted is not None:
                 gained += inserted
                 reasons.append(award.event_type)
+                new.append(award)
         if not reasons:
             continue
         row = await conn.fetchrow(
@@ -198,8 +201,11 @@ async def apply_awards(
                 [b[1] for b in boards],
                 [b[2] for b in boards],
             )
+        badges = await award_milestones(conn, user_id, new, level_ups, at)
         notes = await create_notifications(
-            conn, [(user_id, "level_up", None, {"level": lvl, "credits": lvl}) for lvl in level_ups]
+            conn,
+            [(user_id, "level_up", None, {"level": lvl, "credits": lvl}) for lvl in level_ups]
+            + [(user_id, "badge", None, {"badge_code": code}) for code in badges],
         )
         results.append(
             Progress(user_id, gained, reasons, total, level, level_ups, credits, [n for _, n in notes])

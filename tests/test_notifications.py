@@ -186,5 +186,10 @@ async def test_a_level_up_writes_its_notification_with_the_award(db: Database, l
     notices = progress.notices(0)
     note = next(n for n in notices if n["name"] == "notification")["data"]
     assert note["type"] == "level_up" and note["data"] == {"level": 2, "credits": 2} and note["actor"] is None
-    stored = await db.fetch("SELECT type, data FROM notifications WHERE user_id = $1", uuid.UUID(user_id))
-    assert [(r["type"], r["data"]) for r in stored] == [("level_up", {"level": 2, "credits": 2})]
+    stored = await db.fetch(
+        "SELECT type, data FROM notifications WHERE user_id = $1 ORDER BY type DESC", uuid.UUID(user_id)
+    )
+    assert [(r["type"], r["data"]) for r in stored] == [
+        ("level_up", {"level": 2, "credits": 2}),
+        ("badge", {"badge_code": "FIRST_PLAY"}),  # a first completed play is a milestone too
+    ]

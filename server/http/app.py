@@ -11,6 +11,7 @@ from quart_trio import QuartTrio
 from server.context import AppContext
 from server.http import (
     accounts,
+    badges,
     dj,
     feed,
     health,
@@ -57,6 +58,7 @@ def create_app(ctx: AppContext) -> QuartTrio:
         feed.blueprint,
         marketplace.blueprint,
         leaderboards.blueprint,
+        badges.blueprint,
     ):
         app.register_blueprint(blueprint)
 

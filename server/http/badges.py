@@ -1,0 +1,76 @@
+"""Badges over REST: the catalogue, a user's badges and trophy case (public reads)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel
+from quart import Blueprint
+from quart_schema import validate_querystring, validate_response
+
+from protocol.badges import AwardedBadgePage, BadgeOut, TrophiesOut
+from protocol.errors import BadRequest, NotFound
+from server.http.pagination import PageQuery, decode_cursor, keyed_page
+from server.http.params import path_uuid
+from server.http.principal import app_context
+
+blueprint = Blueprint("badges", __name__, url_prefix="/api/v1")
+
+TROPHY_CASE_BADGES = 100
+
+
+class Catalogue(BaseModel):
+    items: list[BadgeOut]
+    next_cursor: str | None
+
+
+async def _user(raw: str) -> uuid.UUID:
+    user_id = path_uuid(raw, "user_id", "user")
+    if await app_context().users.get(user_id) is None:
+        raise NotFound("no such user", field="user_id")
+    return user_id
+
+
+def _after(cursor: str | None) -> tuple[datetime, str] | None:
+    key = decode_cursor(cursor, 2)
+    if key is None:
+        return None
+    try:
+        return datetime.fromtimestamp(int(key[0]) / 1_000_000, tz=UTC), str(key[1])
+    except (ValueError, TypeError, OverflowError):
+        raise BadRequest("cursor is not one this API issued", field="cursor") from None
+
+
+@blueprint.get("/badges")
+@validate_response(Catalogue, 200)
+async def catalogue() -> dict[str, Any]:
+    """Every badge there is to earn."""
+    return {"items": app_context().badges.catalogue(), "next_cursor": None}
+
+
+@blueprint.get("/users/<user_id>/badges")
+@validate_querystring(PageQuery)
+@validate_response(AwardedBadgePage, 200)
+async def user_badges(user_id: str, query_args: PageQuery) -> dict[str, Any]:
+    """A user's badges, newest first."""
+    uid = await _user(user_id)
+    rows = await app_context().badges.of_user(uid, query_args.limit, _after(query_args.cursor))
+    return keyed_page(rows, query_args.limit)
+
+
+@blueprint.get("/users/<user_id>/trophies")
+@validate_response(TrophiesOut, 200)
+async def trophies(user_id: str) -> dict[str, Any]:
+    """The trophy case: season medals by tier, badges newest first, best ranks in closed seasons."""
+    uid = await _user(user_id)
+    rows = await app_context().badges.of_user(uid, TROPHY_CASE_BADGES, None)
+    badges = [{k: v for k, v in r.items() if k != "_key"} for r in rows[:TROPHY_CASE_BADGES]]
+    counts = {tier: 0 for tier in ("gold", "silver", "bronze", "participant")}
+    for awarded in badges:
+        tier = awarded["badge"]["tier"]
+        if tier is not None:
+            counts[tier] += 1
+    # Seasons are not closed yet (no season badges, no final boards): ranks come with them.
+    return {"user_id": str(uid), "counts": counts, "badges": badges, "best_ranks": []}
