@@ -82,3 +82,37 @@ class TrophiesOut(BaseModel):
     counts: TrophyCounts
     badges: list[AwardedBadgeOut]
     best_ranks: list[BestRank]
+
+
+TIERS: tuple[str, ...] = ("gold", "silver", "bronze", "participant")
+
+
+def season_badge_code(season: str, tier: str) -> str:
+    """``SEASON_2026_Q4_GOLD`` for season ``2026-Q4``, tier gold."""
+    return f"SEASON_{season.replace('-', '_')}_{tier.upper()}"
+
+
+def badge_of(code: str) -> dict[str, Any] | None:
+    """The catalogue entry of a badge code: a milestone, or a season's medal."""
+    if code in MILESTONES:
+        return MILESTONES[code]
+    parts = code.split("_")
+    if len(parts) == 4 and parts[0] == "SEASON" and parts[3].lower() in TIERS:
+        season, tier = f"{parts[1]}-{parts[2]}", parts[3].lower()
+        return {
+            "code": code,
+            "name": f"{season} {tier}",
+            "description": f"Ranked {tier} on the {season} season's final board"
+            if tier != "participant"
+            else f"Ranked on the {season} season's final board",
+            "tier": tier,
+            "category": "season",
+            "season": season,
+            "icon_url": None,
+        }
+    return None
+
+
+class SeasonClosedOut(BaseModel):
+    season: str
+    awarded: dict[str, Any]

@@ -20,6 +20,7 @@ from storage.playlists import Playlists
 from storage.profiles import Profiles
 from storage.progression import Progression
 from storage.rooms import Rooms
+from storage.seasons import Seasons
 from storage.social import Social
 from storage.users import Users
 from storage.verification import Verification
@@ -43,6 +44,7 @@ class AppContext:
     marketplace: Marketplace
     leaderboards: Leaderboards
     badges: Badges
+    seasons: Seasons
     registry: RoomRegistry | None = None  # set while the live side runs
     user_sockets: UserSockets | None = None  # set while the live side runs
 
@@ -65,6 +67,7 @@ class AppContext:
             marketplace=Marketplace(db),
             leaderboards=Leaderboards(db),
             badges=Badges(db),
+            seasons=Seasons(db),
         )
 
     def actor_config(self) -> ActorConfig:

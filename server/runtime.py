@@ -144,6 +144,7 @@ async def run_services(
                 log.info("REST API listening on http://%s:%d", settings.host, http_port)
                 live_port: int = await servers.start(gateway.serve, settings.host, settings.live_port)
                 log.info("live gateway listening on ws://%s:%d", settings.host, live_port)
+                await servers.start(ctx.seasons.run_closer, user_sockets.tell)
                 task_status.started(Bound(http_port, live_port))
                 await stop()
                 gateway.stop_accepting()

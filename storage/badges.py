@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
-from protocol.badges import CROWD_FAVOURITE_VOTES, LEVEL_BADGES, MILESTONES, TASTEMAKER_ADDERS
+from protocol.badges import CROWD_FAVOURITE_VOTES, LEVEL_BADGES, MILESTONES, TASTEMAKER_ADDERS, badge_of
 from storage.database import Database, Record, micros
 
 if TYPE_CHECKING:
@@ -57,14 +57,10 @@ async def award_milestones(
     return [r["badge_code"] for r in rows]
 
 
-def _badge(code: str) -> dict[str, Any]:
-    return MILESTONES[code]
-
-
 def _awarded(r: Record) -> dict[str, Any]:
     metadata = r["metadata"]
     return {
-        "badge": _badge(r["badge_code"]),
+        "badge": badge_of(r["badge_code"]),
         "awarded_at": r["awarded_at"].isoformat(),
         "metadata": json.loads(metadata) if isinstance(metadata, str) else metadata,
     }
@@ -82,7 +78,7 @@ class Badges:
     ) -> list[dict[str, Any]]:
         rows = await self._db.fetch(
             """SELECT badge_code, awarded_at, metadata FROM user_badges
-               WHERE user_id = $1 AND badge_code = ANY($2::text[])
+               WHERE user_id = $1 AND (badge_code = ANY($2::text[]) OR badge_code LIKE 'SEASON%')
                  AND ($3::timestamptz IS NULL OR (awarded_at, badge_code) < ($3, $4))
                ORDER BY awarded_at DESC, badge_code DESC LIMIT $5""",
             user_id,
@@ -92,3 +88,11 @@ class Badges:
             limit + 1,
         )
         return [{**_awarded(r), "_key": (micros(r["awarded_at"]), r["badge_code"])} for r in rows]
+
+    async def season_ranks(self, user_id: uuid.UUID) -> list[dict[str, Any]]:
+        """The user's final ranks in closed seasons, best first."""
+        rows = await self._db.fetch(
+            "SELECT season, rank, score FROM season_results WHERE user_id = $1 ORDER BY rank, season DESC",
+            user_id,
+        )
+        return [{"season": r["season"], "rank": r["rank"], "score": r["score"]} for r in rows]

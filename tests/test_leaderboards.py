@@ -159,3 +159,27 @@ async def test_a_track_played_live_reaches_the_room_board(http: httpx.AsyncClien
         params = {"scope": scope} if scope else {}
         board = (await http.get(f"/api/v1/leaderboards/{kind}", params=params)).json()
         assert ranks(board) == [(1, "deejay", 10)], (kind, board)
+
+
+async def test_a_vote_flip_moves_the_board(http: httpx.AsyncClient, live: Live) -> None:
+    host, _ = await live.user("host")
+    dj, _ = await live.user("deejay")
+    fan, _ = await live.user("fan")
+    room = await live.room(host)
+    auth = {"Authorization": f"Bearer {host}"}
+    session_id = (
+        await http.post(f"/api/v1/rooms/{room['id']}/dj/start", json={"mode": "fan"}, headers=auth)
+    ).json()["session_id"]
+    dj_auth = {"Authorization": f"Bearer {dj}"}
+    async with live.connect(room["id"], dj) as dj_sock, live.connect(room["id"], fan) as fan_sock:
+        await http.post(f"/api/v1/dj/sessions/{session_id}/rotation/join", headers=dj_auth)
+        track = {"url": "https://www.deezer.com/track/2", "title": "T", "artist": "A", "duration_ms": 3000}
+        await http.post(f"/api/v1/dj/sessions/{session_id}/queue", json={"track": track}, headers=dj_auth)
+        started, _ = await fan_sock.until(is_event("track.started"))
+        item_id = started["data"]["item"]["item_id"]
+        for value in ("up", "down"):  # up, then flipped to down before the track ends
+            reply, _ = await fan_sock.request("vote", {"item_id": item_id, "value": value})
+            assert reply["ok"], reply
+        await dj_sock.until(is_event("points.awarded"))
+    board = (await http.get("/api/v1/leaderboards/room", params={"scope": room["id"]})).json()
+    assert ranks(board) == [(1, "deejay", 9)]  # 10 for the play, -1 for the vote as it finally stood

@@ -22,6 +22,7 @@ from server.http import (
     profiles,
     progression,
     rooms,
+    seasons,
     social,
     verification,
 )
@@ -59,6 +60,7 @@ def create_app(ctx: AppContext) -> QuartTrio:
         marketplace.blueprint,
         leaderboards.blueprint,
         badges.blueprint,
+        seasons.blueprint,
     ):
         app.register_blueprint(blueprint)
 

@@ -63,7 +63,7 @@ async def user_badges(user_id: str, query_args: PageQuery) -> dict[str, Any]:
 @blueprint.get("/users/<user_id>/trophies")
 @validate_response(TrophiesOut, 200)
 async def trophies(user_id: str) -> dict[str, Any]:
-    """The trophy case: season medals by tier, badges newest first, best ranks in closed seasons."""
+    """The trophy case: season medals by tier, badges newest first, ranks in closed seasons (best first)."""
     uid = await _user(user_id)
     rows = await app_context().badges.of_user(uid, TROPHY_CASE_BADGES, None)
     badges = [{k: v for k, v in r.items() if k != "_key"} for r in rows[:TROPHY_CASE_BADGES]]
@@ -72,5 +72,5 @@ async def trophies(user_id: str) -> dict[str, Any]:
         tier = awarded["badge"]["tier"]
         if tier is not None:
             counts[tier] += 1
-    # Seasons are not closed yet (no season badges, no final boards): ranks come with them.
-    return {"user_id": str(uid), "counts": counts, "badges": badges, "best_ranks": []}
+    best = await app_context().badges.season_ranks(uid)
+    return {"user_id": str(uid), "counts": counts, "badges": badges, "best_ranks": best}
