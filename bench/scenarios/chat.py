@@ -27,6 +27,32 @@ def add_chat_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def listeners_role(room: str, count: int, args: argparse.Namespace) -> dict[str, Any]:
+    """Guests listening in ``room`` (a worker's share of them)."""
+    return {"kind": "listeners", "room": room, "count": count, "concurrency": args.connect_concurrency}
+
+
+def senders_role(
+    room: str,
+    tokens: list[str],
+    args: argparse.Namespace,
+    drain_s: float,
+    kind: str = "senders",
+    **extra: Any,
+) -> dict[str, Any]:
+    """Authenticated senders chatting in ``room`` at ``args.rate`` (``--messages``/``--size`` too)."""
+    return {
+        "kind": kind,
+        "room": room,
+        "tokens": tokens,
+        "rate": args.rate,
+        "messages": args.messages,
+        "size": args.size,
+        "reply_grace_s": drain_s,
+        **extra,
+    }
+
+
 def chat_window(messages: int | None, rate: float, duration_s: float) -> float:
     """The window: --duration, or long enough for --messages at --rate (senders start within 1/rate)."""
     if messages is None:
@@ -92,26 +118,9 @@ class FanoutScenario(Scenario):
         for index in range(env.procs):
             roles: list[dict[str, Any]] = []
             if listeners[index]:
-                roles.append(
-                    {
-                        "kind": "listeners",
-                        "room": room,
-                        "count": listeners[index],
-                        "concurrency": a.connect_concurrency,
-                    }
-                )
+                roles.append(listeners_role(room, listeners[index], a))
             if senders[index]:
-                roles.append(
-                    {
-                        "kind": "senders",
-                        "room": room,
-                        "tokens": senders[index],
-                        "rate": a.rate,
-                        "messages": a.messages,
-                        "size": a.size,
-                        "reply_grace_s": env.drain_s,
-                    }
-                )
+                roles.append(senders_role(room, senders[index], a, env.drain_s))
             workers.append(roles)
         return RunPlan(
             workers,
@@ -162,25 +171,8 @@ class RoomsScenario(Scenario):
             room = await env.api.create_room(sender.token, f"bench rooms {env.tag} {number}")
             for index, count in enumerate(share(a.listeners, env.procs)):
                 if count:
-                    workers[index].append(
-                        {
-                            "kind": "listeners",
-                            "room": room,
-                            "count": count,
-                            "concurrency": a.connect_concurrency,
-                        }
-                    )
-            workers[number % env.procs].append(
-                {
-                    "kind": "senders",
-                    "room": room,
-                    "tokens": [sender.token],
-                    "rate": a.rate,
-                    "messages": a.messages,
-                    "size": a.size,
-                    "reply_grace_s": env.drain_s,
-                }
-            )
+                    workers[index].append(listeners_role(room, count, a))
+            workers[number % env.procs].append(senders_role(room, [sender.token], a, env.drain_s))
         return RunPlan(
             workers,
             chat_window(a.messages, a.rate, env.duration_s),

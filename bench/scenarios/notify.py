@@ -23,7 +23,13 @@ from typing import Any
 from bench.coordinator import RunOutcome, RunPlan
 from bench.roles.notifications import NOTIFIED, NOTIFIED_AT, SENT_AT
 from bench.scenarios.base import Scenario, ScenarioResult, SetupEnv, deal, share
-from bench.scenarios.chat import add_chat_arguments, chat_window, delivery_result
+from bench.scenarios.chat import (
+    add_chat_arguments,
+    chat_window,
+    delivery_result,
+    listeners_role,
+    senders_role,
+)
 from bench.stats import Summary
 
 LATENCY_ROW = "notification mention"
@@ -111,14 +117,7 @@ class NotifyScenario(Scenario):
         for index in range(env.procs):
             roles: list[dict[str, Any]] = []
             if listeners[index]:
-                roles.append(
-                    {
-                        "kind": "listeners",
-                        "room": stage,
-                        "count": listeners[index],
-                        "concurrency": a.connect_concurrency,
-                    }
-                )
+                roles.append(listeners_role(stage, listeners[index], a))
             if target_hands[index]:
                 roles.append(
                     {
@@ -134,18 +133,16 @@ class NotifyScenario(Scenario):
             if sender_counts[index]:
                 hand = senders[first_sender : first_sender + sender_counts[index]]
                 roles.append(
-                    {
-                        "kind": "mention_senders",
-                        "room": stage,
-                        "tokens": [u.token for u in hand],
-                        "targets": usernames,
-                        "first": first_sender,
-                        "group": str(index),
-                        "rate": a.rate,
-                        "messages": a.messages,
-                        "size": a.size,
-                        "reply_grace_s": env.drain_s,
-                    }
+                    senders_role(
+                        stage,
+                        [u.token for u in hand],
+                        a,
+                        env.drain_s,
+                        kind="mention_senders",
+                        targets=usernames,
+                        first=first_sender,
+                        group=str(index),
+                    )
                 )
                 first_sender += len(hand)
             workers.append(roles)

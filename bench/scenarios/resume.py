@@ -12,7 +12,7 @@ from typing import Any
 
 from bench.coordinator import RunOutcome, RunPlan
 from bench.scenarios.base import Scenario, ScenarioResult, SetupEnv, deal, share
-from bench.scenarios.chat import chat_window
+from bench.scenarios.chat import chat_window, senders_role
 
 
 class ResumeScenario(Scenario):
@@ -75,17 +75,7 @@ class ResumeScenario(Scenario):
                 )
                 first += clients[index]
             if senders[index]:
-                roles.append(
-                    {
-                        "kind": "senders",
-                        "room": room,
-                        "tokens": senders[index],
-                        "rate": a.rate,
-                        "messages": a.messages,
-                        "size": a.size,
-                        "reply_grace_s": env.drain_s,
-                    }
-                )
+                roles.append(senders_role(room, senders[index], a, env.drain_s))
             workers.append(roles)
         return RunPlan(workers, window_s, env.drain_s, a.clients)
 
