@@ -80,6 +80,17 @@ class _Batch:
     tickets: list[Ticket] = field(default_factory=list)
     rooms: list[str] = field(default_factory=list)  # the room of each ticket, in order
 
+    def only(self, room_id: str) -> _Batch:
+        """This batch's work of one room."""
+        part = _Batch()
+        part.events = [(r, e) for r, e in self.events if r == room_id]
+        part.snapshots = {r: snap for r, snap in self.snapshots.items() if r == room_id}
+        for room, ticket in zip(self.rooms, self.tickets, strict=True):
+            if room == room_id:
+                part.tickets.append(ticket)
+                part.rooms.append(room)
+        return part
+
     def without(self, poisoned: set[str], error: BaseException) -> _Batch:
         """This batch minus the work of ``poisoned`` rooms, whose tickets fail with ``error``."""
         kept = _Batch()
@@ -357,6 +368,9 @@ async def _write(conn: asyncpg.Connection, rows: dict[str, list[tuple[Any, ...]]
     return out
 
 
+_WRITE_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, ValueError, TypeError)
+
+
 class JournalWriter:
     def __init__(self, dsn: str, *, on_commit: Callable[[int, int], None] | None = None) -> None:
         self._dsn = dsn
@@ -414,27 +428,62 @@ class JournalWriter:
                     rows = _rows(batch)
                     with trio.CancelScope(shield=True):
                         committed = await aio(_write, conn, rows)
-                except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, ValueError, TypeError) as exc:
+                except _WRITE_ERRORS as exc:
                     log.warning("journal batch of %d events failed: %s", len(batch.events), exc)
-                    for ticket in batch.tickets:
-                        ticket._settle(exc)
-                    failed_rooms = set(batch.rooms)
-                    self._poisoned.update(dict.fromkeys(failed_rooms, exc))
-                    self._batch = self._batch.without(failed_rooms, exc)
+                    if not conn.is_closed() and len(set(batch.rooms)) > 1:
+                        # Postgres refused a row and the connection is fine: the batch rolled
+                        # back whole, so write it again room by room and fail only the rooms
+                        # whose own rows are refused.
+                        failed = await self._room_by_room(conn, batch)
+                        if not conn.is_closed():
+                            self._fail(batch, failed)
+                            continue
+                    self._fail(batch, {room: exc for room in batch.rooms})
                     conn = await self._reconnect(conn, backoff)
                     backoff = min(backoff * 2, 2.0)
                     continue
                 backoff = 0.05
-                for ticket in batch.tickets:
-                    ticket.results, ticket.notes = committed.progress, committed.notes
-                    ticket._settle(None)
-                if self._on_commit is not None:
-                    self._on_commit(1, len(batch.events))
+                self._committed(batch, committed)
         finally:
             for ticket in self._batch.tickets:
                 ticket._settle(JournalClosed("journal stopped before this was written"))
             with trio.CancelScope(shield=True):
                 await aio(conn.close)
+
+    async def _room_by_room(self, conn: asyncpg.Connection, batch: _Batch) -> dict[str, BaseException]:
+        """Write each room's share of a refused batch on its own; the rooms that fail, and why.
+
+        Stops at a lost connection: the rooms not yet written count as failed then."""
+        failed: dict[str, BaseException] = {}
+        for room_id in dict.fromkeys(batch.rooms):
+            part = batch.only(room_id)
+            if conn.is_closed():
+                failed[room_id] = JournalFailed("the journal's connection was lost")
+                continue
+            try:
+                with trio.CancelScope(shield=True):
+                    committed = await aio(_write, conn, _rows(part))
+            except _WRITE_ERRORS as exc:
+                failed[room_id] = exc
+                continue
+            self._committed(part, committed)
+        return failed
+
+    def _committed(self, batch: _Batch, committed: _Committed) -> None:
+        for ticket in batch.tickets:
+            ticket.results, ticket.notes = committed.progress, committed.notes
+            ticket._settle(None)
+        if self._on_commit is not None:
+            self._on_commit(1, len(batch.events))
+
+    def _fail(self, batch: _Batch, failed: dict[str, BaseException]) -> None:
+        """The failed rooms' tickets fail, and what their actors pipelined behind is dropped."""
+        for room_id, ticket in zip(batch.rooms, batch.tickets, strict=True):
+            if room_id in failed:
+                ticket._settle(failed[room_id])
+        for room_id, exc in failed.items():
+            self._poisoned[room_id] = exc
+            self._batch = self._batch.without({room_id}, exc)
 
     async def _reconnect(self, conn: asyncpg.Connection, delay: float) -> asyncpg.Connection:
         if not conn.is_closed():

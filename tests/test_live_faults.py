@@ -21,9 +21,11 @@ from typing import Any
 import httpx
 import pytest
 import trio
+import trio.testing
 from trio_websocket import ConnectionClosed, HandshakeError
 
 from server.config import Settings
+from server.context import AppContext
 from server.runtime import Bound
 from storage.database import Database
 from tests.live_client import Client, Live, Message, history, is_event
@@ -313,6 +315,40 @@ async def test_socket_that_joins_while_a_commit_fails_is_closed_1011_too(
     async with live.connect(room["id"], token_c) as c:
         assert c.welcome["data"]["seq"] == m1["data"]["seq"]
     assert [m["text"] for m in await history(http, room["id"])] == ["m1"]
+
+
+async def test_a_row_postgres_refuses_fails_only_its_own_room(
+    live: Live, http: httpx.AsyncClient, db: Database, ctx: AppContext
+) -> None:
+    token, _ = await live.user()
+    blocker, poisoned, healthy = [await live.room(token) for _ in range(3)]
+    # A rule only this test has, standing in for any row Postgres might refuse.
+    await db.execute("ALTER TABLE messages ADD CONSTRAINT test_poison CHECK (text <> 'poison') NOT VALID")
+    async with (
+        live.connect(blocker["id"], token) as c,
+        live.connect(poisoned["id"], token) as a,
+        live.connect(healthy["id"], token) as b,
+    ):
+        async with db.transaction() as tx:
+            await tx.execute("LOCK TABLE room_events IN SHARE ROW EXCLUSIVE MODE")
+            await c.send("chat.send", {"text": "holds the journal at its INSERT"})
+            await wait_journal_blocked_on_lock(db)
+            # Both of these wait for the next batch, together.
+            bad_ref = await a.send("chat.send", {"text": "poison"})
+            good_ref = await b.send("chat.send", {"text": "fine"})
+            # Once every task here is blocked, both rooms have decided their message and wait
+            # for the journal's next batch.
+            with trio.fail_after(5):
+                await trio.testing.wait_all_tasks_blocked(cushion=0.05)
+            assert ctx.registry is not None
+            actors = [await ctx.registry.get(room["id"]) for room in (poisoned, healthy)]
+            assert [actor.state.seq if actor else None for actor in actors] == [1, 1]
+        good, _ = await b.until(lambda m: m.get("type") == "reply" and m.get("ref") == good_ref)
+        assert good["ok"], good  # the healthy room's message is acknowledged
+        seen = await expect_closed(a, 1011)  # the poisoned room restarts
+        assert not [m for m in seen if m.get("ref") == bad_ref and m.get("ok")], seen
+    assert [m["text"] for m in await history(http, healthy["id"])] == ["fine"]
+    assert [m["text"] for m in await history(http, poisoned["id"])] == []
 
 
 async def test_a_rest_op_whose_commit_fails_is_answered_503_not_left_waiting(
