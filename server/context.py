@@ -15,6 +15,7 @@ from storage.database import Database
 from storage.feed import Feed
 from storage.leaderboards import Leaderboards
 from storage.marketplace import Marketplace
+from storage.moderation import ModerationLog
 from storage.notifications import Notifications
 from storage.playlists import Playlists
 from storage.profiles import Profiles
@@ -45,6 +46,7 @@ class AppContext:
     leaderboards: Leaderboards
     badges: Badges
     seasons: Seasons
+    moderation: ModerationLog
     registry: RoomRegistry | None = None  # set while the live side runs
     user_sockets: UserSockets | None = None  # set while the live side runs
 
@@ -68,6 +70,7 @@ class AppContext:
             leaderboards=Leaderboards(db),
             badges=Badges(db),
             seasons=Seasons(db),
+            moderation=ModerationLog(db),
         )
 
     def actor_config(self) -> ActorConfig:

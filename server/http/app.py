@@ -17,6 +17,7 @@ from server.http import (
     health,
     leaderboards,
     marketplace,
+    moderation,
     notifications,
     playlists,
     profiles,
@@ -61,6 +62,7 @@ def create_app(ctx: AppContext) -> QuartTrio:
         leaderboards.blueprint,
         badges.blueprint,
         seasons.blueprint,
+        moderation.blueprint,
     ):
         app.register_blueprint(blueprint)
 

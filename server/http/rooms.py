@@ -33,14 +33,13 @@ from protocol.rooms import (
     TrendingPage,
     UpdateRoomBody,
 )
-from server.auth import Principal
 from server.http.errors import NoContent, documents, no_content
 from server.http.notifications import tell
 from server.http.pagination import LimitQuery, PageQuery, keyed_page, page
 from server.http.params import path_uuid, time_id_after
 from server.http.principal import app_context, optional_principal, require_principal
 from server.http.room_ops import run_op
-from server.http.rooms_access import visible_room
+from server.http.rooms_access import require_room_mod, visible_room
 from storage.rooms import is_private
 
 blueprint = Blueprint("rooms", __name__, url_prefix="/api/v1/rooms")
@@ -212,14 +211,6 @@ async def set_member_role(room_id: str, user_id: str, data: MemberRoleBody) -> d
     return {"user_id": str(target), "role": data.role}
 
 
-async def _require_mod(room_id: uuid.UUID, principal: Principal) -> dict[str, Any]:
-    room = await visible_room(room_id, principal)
-    role = await app_context().rooms.role_of(room_id, principal.user_id)
-    if role not in ("owner", "moderator") and not principal.is_admin:
-        raise Forbidden("only the room's owner or moderators may do that")
-    return room
-
-
 @blueprint.post("/<room_id>/transfer")
 @needs_token
 @validate_request(TransferBody)
@@ -247,7 +238,7 @@ async def transfer(room_id: str, data: TransferBody) -> dict[str, Any]:
 async def invite(room_id: str, data: InviteBody) -> tuple[dict[str, Any], int]:
     """A moderator adds a user as a member (how private rooms grow without a request)."""
     rid = _room_id(room_id)
-    await _require_mod(rid, require_principal())
+    await require_room_mod(rid, require_principal())
     if await app_context().users.get(data.user_id) is None:
         raise NotFound("no such user", field="user_id")
     if not await app_context().rooms.add_member(rid, data.user_id):
@@ -283,7 +274,7 @@ async def request_to_join(room_id: str, data: JoinRequestBody) -> tuple[dict[str
 async def pending_requests(room_id: str, query_args: PageQuery) -> dict[str, Any]:
     """Pending requests to join, oldest first (owner and moderators)."""
     rid = _room_id(room_id)
-    await _require_mod(rid, require_principal())
+    await require_room_mod(rid, require_principal())
     rows = await app_context().rooms.requests_page(rid, query_args.limit, time_id_after(query_args.cursor))
     return keyed_page(rows, query_args.limit)
 
@@ -308,7 +299,7 @@ async def deny_request(room_id: str, request_id: str, data: DenyBody) -> dict[st
 async def _decide(room_id: str, request_id: str, *, approve: bool, reason: str | None) -> dict[str, Any]:
     principal = require_principal()
     rid = _room_id(room_id)
-    await _require_mod(rid, principal)
+    await require_room_mod(rid, principal)
     try:
         req = uuid.UUID(request_id)
     except ValueError:
