@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,11 +40,17 @@ def password_needs_rehash(password_hash: str) -> bool:
 DUMMY_HASH = hash_password(secrets.token_urlsafe(16))
 
 
-def load_or_create_secret(configured: str | None, data_dir: Path) -> str:
-    """The JWT secret: ``SEDA_JWT_SECRET`` if set, else one generated once into the data dir."""
+def load_or_create_secret(
+    configured: str | None,
+    data_dir: Path,
+    *,
+    name: str = "jwt_secret",
+    make: Callable[[], str] = lambda: secrets.token_urlsafe(48),
+) -> str:
+    """A secret: the configured one if set, else one generated once into the data dir as ``name``."""
     if configured:
         return configured
-    path = data_dir / "jwt_secret"
+    path = data_dir / name
     data_dir.mkdir(parents=True, exist_ok=True)
     try:
         existing = path.read_text().strip()
@@ -51,7 +58,7 @@ def load_or_create_secret(configured: str | None, data_dir: Path) -> str:
         existing = ""
     if existing:
         return existing
-    secret = secrets.token_urlsafe(48)
+    secret = make()
     tmp = path.with_suffix(".tmp")
     tmp.write_text(secret)
     tmp.chmod(0o600)

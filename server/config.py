@@ -62,6 +62,7 @@ class Settings:
     data_dir: Path = field(default_factory=lambda: Path(".seda"))
     database_url: str | None = None
     jwt_secret: str | None = None
+    encryption_key: str | None = None  # base64url of 32 bytes; generated into the data dir when unset
     feature_social: bool = False
     token_ttl_s: int = 7 * 24 * 3600
     db_pool_size: int = 10
@@ -87,6 +88,7 @@ _ENV: dict[str, tuple[str, Any]] = {
     "SEDA_DATA_DIR": ("data_dir", lambda n, v: Path(v)),
     "DATABASE_URL": ("database_url", lambda n, v: v or None),
     "SEDA_JWT_SECRET": ("jwt_secret", lambda n, v: v or None),
+    "SEDA_ENCRYPTION_KEY": ("encryption_key", lambda n, v: v or None),
     "FEATURE_SOCIAL": ("feature_social", _parse_bool),
     "SEDA_TOKEN_TTL_S": ("token_ttl_s", _parse_positive_int),
     "SEDA_DB_POOL_SIZE": ("db_pool_size", _parse_positive_int),

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from actors.registry import RoomRegistry
 from actors.room_actor import ActorConfig
-from server.auth import TokenIssuer
+from server.auth import TokenIssuer, load_or_create_secret
 from server.config import Settings
 from server.live.user_sockets import UserSockets
 from server.metrics import Metrics
@@ -14,6 +14,7 @@ from storage.badges import Badges
 from storage.database import Database
 from storage.feed import Feed
 from storage.leaderboards import Leaderboards
+from storage.linked_accounts import LinkedAccountStore
 from storage.marketplace import Marketplace
 from storage.moderation import ModerationLog
 from storage.notifications import Notifications
@@ -21,6 +22,7 @@ from storage.playlists import Playlists
 from storage.profiles import Profiles
 from storage.progression import Progression
 from storage.rooms import Rooms
+from storage.sealing import Sealer, key_bytes, new_key_text
 from storage.seasons import Seasons
 from storage.social import Social
 from storage.users import Users
@@ -47,11 +49,15 @@ class AppContext:
     badges: Badges
     seasons: Seasons
     moderation: ModerationLog
+    linked_accounts: LinkedAccountStore
     registry: RoomRegistry | None = None  # set while the live side runs
     user_sockets: UserSockets | None = None  # set while the live side runs
 
     @classmethod
     def build(cls, settings: Settings, db: Database, jwt_secret: str) -> AppContext:
+        key = load_or_create_secret(
+            settings.encryption_key, settings.data_dir, name="encryption_key", make=new_key_text
+        )
         return cls(
             settings=settings,
             db=db,
@@ -71,6 +77,7 @@ class AppContext:
             badges=Badges(db),
             seasons=Seasons(db),
             moderation=ModerationLog(db),
+            linked_accounts=LinkedAccountStore(db, Sealer(key_bytes(key))),
         )
 
     def actor_config(self) -> ActorConfig:

@@ -16,6 +16,7 @@ from server.http import (
     feed,
     health,
     leaderboards,
+    linked_accounts,
     marketplace,
     moderation,
     notifications,
@@ -63,6 +64,7 @@ def create_app(ctx: AppContext) -> QuartTrio:
         badges.blueprint,
         seasons.blueprint,
         moderation.blueprint,
+        linked_accounts.blueprint,
     ):
         app.register_blueprint(blueprint)
 
