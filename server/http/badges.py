@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel
@@ -11,9 +10,9 @@ from quart import Blueprint
 from quart_schema import validate_querystring, validate_response
 
 from protocol.badges import AwardedBadgePage, BadgeOut, TrophiesOut
-from protocol.errors import BadRequest, NotFound
-from server.http.pagination import PageQuery, decode_cursor, keyed_page
-from server.http.params import path_uuid
+from protocol.errors import NotFound
+from server.http.pagination import PageQuery, keyed_page
+from server.http.params import at_micros, cursor_key, path_uuid
 from server.http.principal import app_context
 
 blueprint = Blueprint("badges", __name__, url_prefix="/api/v1")
@@ -33,16 +32,6 @@ async def _user(raw: str) -> uuid.UUID:
     return user_id
 
 
-def _after(cursor: str | None) -> tuple[datetime, str] | None:
-    key = decode_cursor(cursor, 2)
-    if key is None:
-        return None
-    try:
-        return datetime.fromtimestamp(int(key[0]) / 1_000_000, tz=UTC), str(key[1])
-    except (ValueError, TypeError, OverflowError):
-        raise BadRequest("cursor is not one this API issued", field="cursor") from None
-
-
 @blueprint.get("/badges")
 @validate_response(Catalogue, 200)
 async def catalogue() -> dict[str, Any]:
@@ -56,7 +45,9 @@ async def catalogue() -> dict[str, Any]:
 async def user_badges(user_id: str, query_args: PageQuery) -> dict[str, Any]:
     """A user's badges, newest first."""
     uid = await _user(user_id)
-    rows = await app_context().badges.of_user(uid, query_args.limit, _after(query_args.cursor))
+    rows = await app_context().badges.of_user(
+        uid, query_args.limit, cursor_key(query_args.cursor, at_micros, str)
+    )
     return keyed_page(rows, query_args.limit)
 
 

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from quart import Blueprint, Response
 from quart_schema import security_scheme_blueprint, validate_querystring, validate_request, validate_response
 
-from protocol.errors import BadRequest, NotFound
+from protocol.errors import NotFound
 from protocol.feed import REACTION_TYPES, FeedPage, ReactionBody, ReactionOut
 from server.auth import Principal
 from server.http.errors import NoContent, documents, no_content
-from server.http.pagination import PageQuery, decode_cursor, encode_cursor
-from server.http.params import path_uuid, time_id_after
+from server.http.pagination import PageQuery, encode_cursor
+from server.http.params import as_uuid, at_micros, cursor_key, path_uuid, time_id_after
 from server.http.principal import app_context, require_principal
 from storage.database import micros
 
@@ -24,15 +24,8 @@ security_scheme_blueprint(blueprint, [{"bearer": []}])
 
 def _snapshot_cursor(cursor: str | None) -> tuple[datetime, tuple[datetime, uuid.UUID]] | None:
     """(snapshot, after) from a feed cursor: the paging session's snapshot time and the last item."""
-    key = decode_cursor(cursor, 3)
-    if key is None:
-        return None
-    try:
-        snap = datetime.fromtimestamp(int(key[0]) / 1_000_000, tz=UTC)
-        at = datetime.fromtimestamp(int(key[1]) / 1_000_000, tz=UTC)
-        return snap, (at, uuid.UUID(str(key[2])))
-    except (ValueError, TypeError, OverflowError):
-        raise BadRequest("cursor is not one this API issued", field="cursor") from None
+    key = cursor_key(cursor, at_micros, at_micros, as_uuid)
+    return None if key is None else (key[0], (key[1], key[2]))
 
 
 @blueprint.get("/feed")

@@ -10,10 +10,10 @@ from pydantic import Field
 from quart import Blueprint
 from quart_schema import validate_querystring, validate_response
 
-from protocol.errors import BadRequest, NotFound, ValidationFailed
+from protocol.errors import NotFound, ValidationFailed
 from protocol.leaderboards import BOARD_TYPES, SEASON_PATTERN, BoardPage, StandingOut
-from server.http.pagination import PageQuery, decode_cursor, keyed_page
-from server.http.params import path_uuid
+from server.http.pagination import PageQuery, keyed_page
+from server.http.params import as_uuid, at_micros, cursor_key, path_uuid
 from server.http.principal import app_context
 from storage.progression import season_of
 
@@ -43,16 +43,6 @@ def _board(kind: str, query: BoardQuery) -> tuple[str, str, str]:
     return kind, "", ""
 
 
-def _after(cursor: str | None) -> tuple[int, datetime, uuid.UUID] | None:
-    key = decode_cursor(cursor, 3)
-    if key is None:
-        return None
-    try:
-        return int(key[0]), datetime.fromtimestamp(int(key[1]) / 1_000_000, tz=UTC), uuid.UUID(str(key[2]))
-    except (ValueError, TypeError, OverflowError):
-        raise BadRequest("cursor is not one this API issued", field="cursor") from None
-
-
 @blueprint.get("/<kind>")
 @validate_querystring(BoardQuery)
 @validate_response(BoardPage, 200)
@@ -60,7 +50,7 @@ async def board(kind: str, query_args: BoardQuery) -> dict[str, Any]:
     """Highest score first; equal scores share a rank (1, 2, 2, 4), who reached it first listed first."""
     name, scope, season = _board(kind, query_args)
     rows = await app_context().leaderboards.page(
-        name, scope, season, query_args.limit, _after(query_args.cursor)
+        name, scope, season, query_args.limit, cursor_key(query_args.cursor, int, at_micros, as_uuid)
     )
     return {
         **keyed_page(rows, query_args.limit),

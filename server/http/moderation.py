@@ -9,10 +9,9 @@ from pydantic import Field
 from quart import Blueprint
 from quart_schema import security_scheme_blueprint, validate_querystring, validate_response
 
-from protocol.errors import BadRequest
 from protocol.moderation import ModLogPage
-from server.http.pagination import PageQuery, decode_cursor, keyed_page
-from server.http.params import path_uuid
+from server.http.pagination import PageQuery, keyed_page
+from server.http.params import cursor_key, path_uuid, row_id
 from server.http.principal import app_context, require_admin, require_principal
 from server.http.rooms_access import require_room_mod
 
@@ -27,12 +26,8 @@ class LogQuery(PageQuery):
 
 
 def _before(cursor: str | None) -> int | None:
-    key = decode_cursor(cursor, 1)
-    if key is None:
-        return None
-    if not isinstance(key[0], int) or isinstance(key[0], bool) or not 0 < key[0] < 2**63:
-        raise BadRequest("cursor is not one this API issued", field="cursor")
-    return key[0]
+    key = cursor_key(cursor, row_id)
+    return None if key is None else key[0]
 
 
 @blueprint.get("/admin/moderation/log")

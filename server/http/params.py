@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from protocol.errors import BadRequest, NotFound
 from server.http.pagination import decode_cursor
@@ -17,12 +19,34 @@ def path_uuid(raw: str, field: str, what: str) -> uuid.UUID:
         raise NotFound(f"no such {what}", field=field) from None
 
 
-def time_id_after(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
-    """A (microsecond timestamp, id) cursor back into its sort key."""
-    key = decode_cursor(cursor, 2)
+def at_micros(value: Any) -> datetime:
+    """A cursor's microsecond timestamp."""
+    return datetime.fromtimestamp(int(value) / 1_000_000, tz=UTC)
+
+
+def as_uuid(value: Any) -> uuid.UUID:
+    return uuid.UUID(str(value))
+
+
+def row_id(value: Any) -> int:
+    """A positive bigint row id (and not a bool, which isinstance counts as an int)."""
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 < value < 2**63:
+        raise ValueError("not a row id")
+    return value
+
+
+def cursor_key(cursor: str | None, *parts: Callable[[Any], Any]) -> tuple[Any, ...] | None:
+    """The sort key inside ``cursor``, each part parsed by its function; one we did not make
+    (or whose parts do not parse) is a bad_request on ``cursor``."""
+    key = decode_cursor(cursor, len(parts))
     if key is None:
         return None
     try:
-        return datetime.fromtimestamp(int(key[0]) / 1_000_000, tz=UTC), uuid.UUID(str(key[1]))
+        return tuple(parse(value) for parse, value in zip(parts, key, strict=True))
     except (ValueError, TypeError, OverflowError):
         raise BadRequest("cursor is not one this API issued", field="cursor") from None
+
+
+def time_id_after(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
+    """A (microsecond timestamp, id) cursor back into its sort key."""
+    return cursor_key(cursor, at_micros, as_uuid)

@@ -15,7 +15,7 @@ from typing import Any
 from quart import Blueprint, Response
 from quart_schema import security_scheme_blueprint, validate_querystring, validate_request, validate_response
 
-from protocol.errors import BadRequest, Conflict, Forbidden, NotFound
+from protocol.errors import Conflict, Forbidden, NotFound
 from protocol.playlists import (
     AddCollaboratorBody,
     AddItemBody,
@@ -31,8 +31,8 @@ from protocol.playlists import (
 )
 from server.auth import Principal
 from server.http.errors import NoContent, documents, no_content
-from server.http.pagination import PageQuery, decode_cursor, keyed_page
-from server.http.params import path_uuid, time_id_after
+from server.http.pagination import PageQuery, keyed_page
+from server.http.params import as_uuid, cursor_key, path_uuid, time_id_after
 from server.http.principal import app_context, require_principal
 from storage.playlists import Access
 
@@ -61,16 +61,6 @@ async def _editable(raw_id: str, principal: Principal) -> uuid.UUID:
     if not access.can_edit_items:
         raise Forbidden("only the owner and collaborators can change the items")
     return playlist_id
-
-
-def _rank_after(cursor: str | None) -> tuple[int, uuid.UUID] | None:
-    key = decode_cursor(cursor, 2)
-    if key is None:
-        return None
-    try:
-        return int(key[0]), uuid.UUID(str(key[1]))
-    except (ValueError, TypeError):
-        raise BadRequest("cursor is not one this API issued", field="cursor") from None
 
 
 @blueprint.post("/api/v1/playlists")
@@ -144,7 +134,9 @@ async def delete_playlist(playlist_id: str) -> Response:
 async def playlist_items(playlist_id: str, query_args: PageQuery) -> dict[str, Any]:
     """Items in playlist order; ``position`` is each item's 0-based place in it."""
     pid, _, _ = await _load(playlist_id, require_principal())
-    rows = await app_context().playlists.items(pid, query_args.limit, _rank_after(query_args.cursor))
+    rows = await app_context().playlists.items(
+        pid, query_args.limit, cursor_key(query_args.cursor, int, as_uuid)
+    )
     return keyed_page(rows, query_args.limit)
 
 

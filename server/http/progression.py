@@ -13,9 +13,10 @@ from quart_schema import (
     validate_response,
 )
 
-from protocol.errors import BadRequest, NotFound
+from protocol.errors import NotFound
 from protocol.progression import CreditsOut, PointPage, ProgressionOut, RedeemBody, RedeemOut
-from server.http.pagination import PageQuery, decode_cursor, page
+from server.http.pagination import PageQuery, page
+from server.http.params import cursor_key, row_id
 from server.http.principal import app_context, require_principal
 
 blueprint = Blueprint("progression", __name__, url_prefix="/api/v1/progression")
@@ -34,13 +35,8 @@ async def my_progression() -> dict[str, Any]:
 async def my_points(query_args: PageQuery) -> dict[str, Any]:
     """The point ledger, newest first."""
     user_id = require_principal().user_id
-    key = decode_cursor(query_args.cursor, 1)
-    before = None
-    if key is not None:
-        # A ledger id: a positive bigint (and not a bool, which isinstance counts as an int).
-        if not isinstance(key[0], int) or isinstance(key[0], bool) or not 0 < key[0] < 2**63:
-            raise BadRequest("cursor is not one this API issued", field="cursor")
-        before = key[0]
+    key = cursor_key(query_args.cursor, row_id)  # a ledger id
+    before = None if key is None else key[0]
     rows = await app_context().progression.points_page(user_id, query_args.limit, before)
     items, next_cursor = page(rows, query_args.limit, lambda r: (r["id"],))
     return {"items": items, "next_cursor": next_cursor}

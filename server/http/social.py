@@ -7,13 +7,12 @@ answers 404 exactly as one that does not exist.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 from typing import Any, Literal
 
 from quart import Blueprint, Response
 from quart_schema import security_scheme_blueprint, validate_querystring, validate_request, validate_response
 
-from protocol.errors import BadRequest, NotFound, ValidationFailed
+from protocol.errors import NotFound, ValidationFailed
 from protocol.social import (
     FOLLOWABLE_TYPES,
     LIKEABLE_TYPES,
@@ -29,8 +28,8 @@ from protocol.social import (
 from server.auth import Principal
 from server.http.errors import NoContent, documents, no_content
 from server.http.notifications import tell
-from server.http.pagination import PageQuery, decode_cursor, keyed_page
-from server.http.params import path_uuid, time_id_after
+from server.http.pagination import PageQuery, keyed_page
+from server.http.params import as_uuid, at_micros, cursor_key, path_uuid, time_id_after
 from server.http.principal import app_context, require_principal
 from server.http.rooms_access import visible_room
 
@@ -189,17 +188,6 @@ async def likers(entity_type: str, entity_id: str, query_args: PageQuery) -> dic
     return {**keyed_page(rows, query_args.limit), "likes_count": counts["likes_count"]}
 
 
-def _my_likes_after(cursor: str | None) -> tuple[datetime, str, uuid.UUID] | None:
-    key = decode_cursor(cursor, 3)
-    if key is None:
-        return None
-    try:
-        at = datetime.fromtimestamp(int(key[0]) / 1_000_000, tz=UTC)
-        return at, str(key[1]), uuid.UUID(str(key[2]))
-    except (ValueError, TypeError, OverflowError):
-        raise BadRequest("cursor is not one this API issued", field="cursor") from None
-
-
 @blueprint.get("/me/likes")
 @validate_querystring(MyLikesQuery)
 @validate_response(MyLikesPage, 200)
@@ -207,7 +195,10 @@ async def my_likes(query_args: MyLikesQuery) -> dict[str, Any]:
     """What the caller liked, newest first (``entity_type`` narrows it)."""
     principal = require_principal()
     rows = await app_context().social.my_likes(
-        principal.user_id, query_args.entity_type, query_args.limit, _my_likes_after(query_args.cursor)
+        principal.user_id,
+        query_args.entity_type,
+        query_args.limit,
+        cursor_key(query_args.cursor, at_micros, str, as_uuid),
     )
     return keyed_page(rows, query_args.limit)
 
