@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from pydantic import BaseModel
@@ -10,9 +9,8 @@ from quart import Blueprint
 from quart_schema import validate_querystring, validate_response
 
 from protocol.badges import AwardedBadgePage, BadgeOut, TrophiesOut
-from protocol.errors import NotFound
 from server.http.pagination import PageQuery, keyed_page
-from server.http.params import at_micros, cursor_key, path_uuid
+from server.http.params import at_micros, cursor_key, path_user
 from server.http.principal import app_context
 
 blueprint = Blueprint("badges", __name__, url_prefix="/api/v1")
@@ -23,13 +21,6 @@ TROPHY_CASE_BADGES = 100
 class Catalogue(BaseModel):
     items: list[BadgeOut]
     next_cursor: str | None
-
-
-async def _user(raw: str) -> uuid.UUID:
-    user_id = path_uuid(raw, "user_id", "user")
-    if await app_context().users.get(user_id) is None:
-        raise NotFound("no such user", field="user_id")
-    return user_id
 
 
 @blueprint.get("/badges")
@@ -44,7 +35,7 @@ async def catalogue() -> dict[str, Any]:
 @validate_response(AwardedBadgePage, 200)
 async def user_badges(user_id: str, query_args: PageQuery) -> dict[str, Any]:
     """A user's badges, newest first."""
-    uid = await _user(user_id)
+    uid = await path_user(user_id)
     rows = await app_context().badges.of_user(
         uid, query_args.limit, cursor_key(query_args.cursor, at_micros, str)
     )
@@ -55,7 +46,7 @@ async def user_badges(user_id: str, query_args: PageQuery) -> dict[str, Any]:
 @validate_response(TrophiesOut, 200)
 async def trophies(user_id: str) -> dict[str, Any]:
     """The trophy case: season medals by tier, badges newest first, ranks in closed seasons (best first)."""
-    uid = await _user(user_id)
+    uid = await path_user(user_id)
     rows = await app_context().badges.of_user(uid, TROPHY_CASE_BADGES, None)
     badges = [{k: v for k, v in r.items() if k != "_key"} for r in rows[:TROPHY_CASE_BADGES]]
     counts = {tier: 0 for tier in ("gold", "silver", "bronze", "participant")}

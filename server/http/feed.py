@@ -14,7 +14,7 @@ from protocol.feed import REACTION_TYPES, FeedPage, ReactionBody, ReactionOut
 from server.auth import Principal
 from server.http.errors import NoContent, documents, no_content
 from server.http.pagination import PageQuery, encode_cursor
-from server.http.params import as_uuid, at_micros, cursor_key, path_uuid, time_id_after
+from server.http.params import as_uuid, at_micros, cursor_key, path_user, path_uuid, time_id_after
 from server.http.principal import app_context, require_principal
 from storage.database import micros
 
@@ -84,9 +84,7 @@ async def activity(user_id: str, query_args: PageQuery) -> dict[str, Any]:
     """The user's own events that you may see, newest first, not collapsed."""
     principal = require_principal()
     ctx = app_context()
-    uid = path_uuid(user_id, "user_id", "user")
-    if await ctx.users.get(uid) is None:
-        raise NotFound("no such user", field="user_id")
+    uid = await path_user(user_id)
     rows = await ctx.feed.activity(uid, principal.user_id, query_args.limit, time_id_after(query_args.cursor))
     items = [{k: v for k, v in r.items() if k != "_key"} for r in rows[: query_args.limit]]
     next_cursor = encode_cursor(rows[query_args.limit - 1]["_key"]) if len(rows) > query_args.limit else None

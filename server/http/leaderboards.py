@@ -13,7 +13,7 @@ from quart_schema import validate_querystring, validate_response
 from protocol.errors import NotFound, ValidationFailed
 from protocol.leaderboards import BOARD_TYPES, SEASON_PATTERN, BoardPage, StandingOut
 from server.http.pagination import PageQuery, keyed_page
-from server.http.params import as_uuid, at_micros, cursor_key, path_uuid
+from server.http.params import as_uuid, at_micros, cursor_key, path_user
 from server.http.principal import app_context
 from storage.progression import season_of
 
@@ -66,7 +66,4 @@ async def board(kind: str, query_args: BoardQuery) -> dict[str, Any]:
 async def standing(kind: str, user_id: str, query_args: BoardQuery) -> dict[str, Any]:
     """A user's rank (null when unranked), score and how many are ranked, without reading the board."""
     name, scope, season = _board(kind, query_args)
-    uid = path_uuid(user_id, "user_id", "user")
-    if await app_context().users.get(uid) is None:
-        raise NotFound("no such user", field="user_id")
-    return await app_context().leaderboards.standing(name, scope, season, uid)
+    return await app_context().leaderboards.standing(name, scope, season, await path_user(user_id))

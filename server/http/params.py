@@ -9,6 +9,7 @@ from typing import Any
 
 from protocol.errors import BadRequest, NotFound
 from server.http.pagination import decode_cursor
+from server.http.principal import app_context
 
 
 def path_uuid(raw: str, field: str, what: str) -> uuid.UUID:
@@ -17,6 +18,14 @@ def path_uuid(raw: str, field: str, what: str) -> uuid.UUID:
         return uuid.UUID(raw)
     except ValueError:
         raise NotFound(f"no such {what}", field=field) from None
+
+
+async def path_user(raw: str, field: str = "user_id") -> uuid.UUID:
+    """The id of an existing user from the path; anything else is a 404 on ``field``."""
+    user_id = path_uuid(raw, field, "user")
+    if await app_context().users.get(user_id) is None:
+        raise NotFound("no such user", field=field)
+    return user_id
 
 
 def at_micros(value: Any) -> datetime:

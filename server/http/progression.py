@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from quart import Blueprint
@@ -13,10 +12,9 @@ from quart_schema import (
     validate_response,
 )
 
-from protocol.errors import NotFound
 from protocol.progression import CreditsOut, PointPage, ProgressionOut, RedeemBody, RedeemOut
 from server.http.pagination import PageQuery, page
-from server.http.params import cursor_key, row_id
+from server.http.params import cursor_key, path_user, row_id
 from server.http.principal import app_context, require_principal
 
 blueprint = Blueprint("progression", __name__, url_prefix="/api/v1/progression")
@@ -60,10 +58,4 @@ async def redeem(data: RedeemBody) -> dict[str, Any]:
 @validate_response(ProgressionOut, 200)
 async def user_progression(user_id: str) -> dict[str, Any]:
     require_principal()
-    try:
-        uid = uuid.UUID(user_id)
-    except ValueError:
-        raise NotFound("no such user", field="user_id") from None
-    if await app_context().users.get(uid) is None:
-        raise NotFound("no such user", field="user_id")
-    return await app_context().progression.get(uid)
+    return await app_context().progression.get(await path_user(user_id))

@@ -29,7 +29,7 @@ from server.auth import Principal
 from server.http.errors import NoContent, documents, no_content
 from server.http.notifications import tell
 from server.http.pagination import PageQuery, keyed_page
-from server.http.params import as_uuid, at_micros, cursor_key, path_uuid, time_id_after
+from server.http.params import as_uuid, at_micros, cursor_key, path_user, path_uuid, time_id_after
 from server.http.principal import app_context, require_principal
 from server.http.rooms_access import visible_room
 
@@ -45,13 +45,6 @@ async def _only_when_enabled() -> None:
 
 class MyLikesQuery(PageQuery):
     entity_type: Literal["track_ref", "playlist", "playlist_item", "message", "feed_event"] | None = None
-
-
-async def _user(raw: str, field: str) -> uuid.UUID:
-    user_id = path_uuid(raw, field, "user")
-    if await app_context().users.get(user_id) is None:
-        raise NotFound("no such user", field=field)
-    return user_id
 
 
 async def _visible_entity(entity_type: str, raw_id: str | uuid.UUID, principal: Principal) -> uuid.UUID:
@@ -120,7 +113,7 @@ async def unfollow(target_id: str) -> Response:
 async def followers(user_id: str, query_args: PageQuery) -> dict[str, Any]:
     """Who follows the user, newest first."""
     require_principal()
-    uid = await _user(user_id, "user_id")
+    uid = await path_user(user_id, "user_id")
     rows = await app_context().social.follow_page(
         uid, followers=True, limit=query_args.limit, before=time_id_after(query_args.cursor)
     )
@@ -133,7 +126,7 @@ async def followers(user_id: str, query_args: PageQuery) -> dict[str, Any]:
 async def following(user_id: str, query_args: PageQuery) -> dict[str, Any]:
     """Whom the user follows, newest first."""
     require_principal()
-    uid = await _user(user_id, "user_id")
+    uid = await path_user(user_id, "user_id")
     rows = await app_context().social.follow_page(
         uid, followers=False, limit=query_args.limit, before=time_id_after(query_args.cursor)
     )
@@ -209,7 +202,7 @@ async def stats(entity_type: str, entity_id: str) -> dict[str, Any]:
     """Likes of an entity the caller can see, or followers of a user (``user``/``artist``)."""
     principal = require_principal()
     if entity_type in FOLLOWABLE_TYPES:
-        eid = await _user(entity_id, "entity_id")
+        eid = await path_user(entity_id, "entity_id")
     else:
         eid = await _visible_entity(entity_type, entity_id, principal)
     counts = await app_context().social.stats(entity_type, eid)
