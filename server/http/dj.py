@@ -31,6 +31,7 @@ from protocol.dj import (
 from protocol.errors import NotFound
 from protocol.ops import ItemRefData, NoData, QueueAddData, SessionStartData, VoteData
 from server.http.errors import NoContent, documents, no_content
+from server.http.params import path_uuid
 from server.http.principal import app_context, require_principal
 from server.http.room_ops import live_actor, run_op
 from server.http.rooms_access import visible_room
@@ -40,10 +41,7 @@ security_scheme_blueprint(blueprint, [{"bearer": []}])
 
 
 def _uuid(raw: str, field: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(raw)
-    except ValueError:
-        raise NotFound(f"no such {field.removesuffix('_id')}", field=field) from None
+    return path_uuid(raw, field, field.removesuffix("_id"))
 
 
 def _session_of(actor: RoomActor) -> dict[str, Any] | None:

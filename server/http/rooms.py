@@ -199,10 +199,7 @@ async def set_member_role(room_id: str, user_id: str, data: MemberRoleBody) -> d
     room = await visible_room(rid, principal)
     if room["owner_id"] != str(principal.user_id) and not principal.is_admin:
         raise Forbidden("only the room's owner appoints moderators")
-    try:
-        target = uuid.UUID(user_id)
-    except ValueError:
-        raise NotFound("no such member", field="user_id") from None
+    target = path_uuid(user_id, "user_id", "member")
     if str(target) == room["owner_id"]:
         raise Conflict("the owner's role is not changed here", field="user_id")
     if not await app_context().rooms.set_role(rid, target, data.role):
@@ -300,10 +297,7 @@ async def _decide(room_id: str, request_id: str, *, approve: bool, reason: str |
     principal = require_principal()
     rid = _room_id(room_id)
     await require_room_mod(rid, principal)
-    try:
-        req = uuid.UUID(request_id)
-    except ValueError:
-        raise NotFound("no such request", field="request_id") from None
+    req = path_uuid(request_id, "request_id", "request")
     decided = await app_context().rooms.decide_request(rid, req, principal.user_id, approve, reason)
     if decided is None:
         raise NotFound("no pending request with that id", field="request_id")
