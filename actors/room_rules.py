@@ -101,6 +101,9 @@ def _chat_send(b: EventBuilder, conn: Connection, command: Op) -> dict[str, Any]
         seen = b.state.nonces.get(RoomState.nonce_key(conn.user_id, data.nonce))
         if seen is not None:
             return {"message_id": seen[0], "seq": seen[1]}
+    site_until = command.context.get("site_muted_until")
+    if site_until is not None:  # muted site-wide by an admin: in every room
+        raise Muted(f"you are muted on seda.fm until {site_until}", details={"until": site_until})
     until = b.state.muted_until(conn.user_id, b.now)
     if until is not None:
         raise Muted(f"you are muted in this room until {until}")
@@ -142,6 +145,13 @@ def _chat_delete(b: EventBuilder, conn: Connection, command: Op) -> None:
     meta = _with_adopt(adopt)
     if message.id in b.state.pinned_message_ids:
         meta["pinned_message_ids"] = [m for m in b.state.pinned_message_ids if m != message.id]
+    if message.user_id != conn.user_id:  # a moderator's act, so it is logged
+        meta["modlog"] = {
+            "action": "delete_message",
+            "actor_id": conn.user_id,
+            "target_user_id": message.user_id,
+            "target_message_id": message.id,
+        }
     b.durable("chat.deleted", {"id": message.id, "by": conn.user_id}, meta)
 
 

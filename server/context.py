@@ -21,7 +21,9 @@ from storage.notifications import Notifications
 from storage.playlists import Playlists
 from storage.profiles import Profiles
 from storage.progression import Progression
+from storage.reports import Reports
 from storage.rooms import Rooms
+from storage.sanctions import Sanctions
 from storage.sealing import Sealer, key_bytes, new_key_text
 from storage.seasons import Seasons
 from storage.social import Social
@@ -50,6 +52,8 @@ class AppContext:
     seasons: Seasons
     moderation: ModerationLog
     linked_accounts: LinkedAccountStore
+    sanctions: Sanctions
+    reports: Reports
     registry: RoomRegistry | None = None  # set while the live side runs
     user_sockets: UserSockets | None = None  # set while the live side runs
 
@@ -58,6 +62,7 @@ class AppContext:
         key = load_or_create_secret(
             settings.encryption_key, settings.data_dir, name="encryption_key", make=new_key_text
         )
+        sanctions = Sanctions(db)
         return cls(
             settings=settings,
             db=db,
@@ -78,6 +83,8 @@ class AppContext:
             seasons=Seasons(db),
             moderation=ModerationLog(db),
             linked_accounts=LinkedAccountStore(db, Sealer(key_bytes(key))),
+            sanctions=sanctions,
+            reports=Reports(db, sanctions),
         )
 
     def actor_config(self) -> ActorConfig:

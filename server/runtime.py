@@ -97,6 +97,7 @@ async def run_services(
     writes what it holds; then the listeners go.
     """
     settings = ctx.settings
+    await ctx.sanctions.load()
     journal = JournalWriter(ctx.db.dsn, on_commit=_count_commit(ctx))
     async with trio.open_nursery() as journal_nursery:
         await journal_nursery.start(journal.run)
@@ -122,6 +123,7 @@ async def run_services(
                 rooms=ctx.rooms,
                 registry=registry,
                 user_sockets=user_sockets,
+                sanctions=ctx.sanctions,
                 metrics=ctx.metrics,
                 limits=GatewayLimits(
                     max_frame_bytes=settings.max_frame_bytes,

@@ -52,6 +52,7 @@ async def login(data: LoginBody) -> dict[str, Any]:
     if found is None or not ok:
         raise Unauthorized("wrong username/email or password", field="password")
     user, _ = found
+    app_context().sanctions.refuse_if_banned(str(user.id))
     if password_needs_rehash(stored_hash):
         await users.update_password_hash(user.id, await trio.to_thread.run_sync(hash_password, data.password))
     return _token_body(user)

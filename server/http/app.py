@@ -23,7 +23,9 @@ from server.http import (
     playlists,
     profiles,
     progression,
+    reports,
     rooms,
+    sanctions,
     seasons,
     social,
     verification,
@@ -65,6 +67,8 @@ def create_app(ctx: AppContext) -> QuartTrio:
         seasons.blueprint,
         moderation.blueprint,
         linked_accounts.blueprint,
+        reports.blueprint,
+        sanctions.blueprint,
     ):
         app.register_blueprint(blueprint)
 

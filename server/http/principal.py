@@ -25,9 +25,14 @@ def bearer_token(header: str | None) -> str | None:
 
 
 def optional_principal() -> Principal | None:
-    """The caller if a token was sent (an invalid one is still a 401), else None."""
+    """The caller if a token was sent (an invalid one is still a 401, a banned user's a 403), else None."""
     token = bearer_token(request.headers.get("Authorization"))
-    return None if token is None else app_context().tokens.verify(token)
+    if token is None:
+        return None
+    ctx = app_context()
+    principal = ctx.tokens.verify(token)
+    ctx.sanctions.refuse_if_banned(str(principal.user_id))
+    return principal
 
 
 def require_principal() -> Principal:

@@ -36,9 +36,11 @@ async def live_actor(room_id: str) -> RoomActor:
     return actor
 
 
-async def run_op(room_id: uuid.UUID, op: str, data: BaseModel) -> tuple[RoomActor, dict[str, Any]]:
-    """Send ``op`` to the room's actor as the caller; its reply data once committed."""
-    principal = require_principal()
+async def run_op(
+    room_id: uuid.UUID, op: str, data: BaseModel, principal: Principal | None = None
+) -> tuple[RoomActor, dict[str, Any]]:
+    """Send ``op`` to the room's actor as the caller (or ``principal``); its reply data once committed."""
+    principal = principal or require_principal()
     room = await visible_room(room_id, principal)
     caller = await _caller(room, principal)
     actor = await live_actor(room["id"])

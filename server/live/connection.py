@@ -21,6 +21,7 @@ from protocol.ops import parse_envelope, parse_op_data, parse_ref
 from server.live.outbox import OutboxStream
 from server.live.prepare import prepare
 from storage.rooms import Rooms
+from storage.sanctions import Sanctions
 
 log = logging.getLogger("seda.live")
 
@@ -45,6 +46,7 @@ class LiveConnection:
         room_id: uuid.UUID,
         user_id: str | None,
         rooms: Rooms,
+        sanctions: Sanctions,
         invalid_limit: int,
         invalid_window_s: float,
     ) -> None:
@@ -55,6 +57,7 @@ class LiveConnection:
         self._ws = ws
         self._outbox = outbox
         self._rooms = rooms
+        self._sanctions = sanctions
         self._invalid: deque[float] = deque()
         self._invalid_limit = invalid_limit
         self._invalid_window_s = invalid_window_s
@@ -145,7 +148,12 @@ class LiveConnection:
     async def _prepare(self, actor: RoomActor, op: str, data: BaseModel) -> tuple[str, dict[str, Any]]:
         if op == "ping":
             return "", {}
-        return await prepare(self._rooms, actor, self.room_id, op, data)
+        new_id, context = await prepare(self._rooms, actor, self.room_id, op, data)
+        if op == "chat.send" and self.user_id is not None:
+            site_mute = self._sanctions.muted_until(self.user_id)
+            if site_mute is not None:  # the room's rule refuses it, in the op's turn
+                context["site_muted_until"] = int(site_mute.timestamp() * 1000)
+        return new_id, context
 
     def _reply_error(self, ref: int | None, error: ProtocolError) -> None:
         self.send_frame(encode_frame(error_message(ref, error), self.encoding))

@@ -22,6 +22,7 @@ from server.live.outbox import OutboxStream
 from server.live.user_sockets import UserSockets
 from server.metrics import Metrics
 from storage.rooms import Rooms, is_private
+from storage.sanctions import Sanctions
 from storage.users import Users
 
 log = logging.getLogger("seda.live")
@@ -71,6 +72,7 @@ class LiveGateway:
         rooms: Rooms,
         registry: RoomRegistry,
         user_sockets: UserSockets,
+        sanctions: Sanctions,
         metrics: Metrics,
         limits: GatewayLimits,
     ) -> None:
@@ -79,6 +81,7 @@ class LiveGateway:
         self._rooms = rooms
         self._registry = registry
         self._user_sockets = user_sockets
+        self._sanctions = sanctions
         self._metrics = metrics
         self._limits = limits
         self._accepting = True
@@ -148,6 +151,7 @@ class LiveGateway:
             room_id=admission.room_id,
             user_id=admission.user_id,
             rooms=self._rooms,
+            sanctions=self._sanctions,
             invalid_limit=self._limits.invalid_frame_limit,
             invalid_window_s=self._limits.invalid_frame_window_s,
         )
@@ -214,6 +218,8 @@ class LiveGateway:
             since = int(raw)
         token = _token_of(request, query)
         principal: Principal | None = self._tokens.verify(token) if token is not None else None
+        if principal is not None:
+            self._sanctions.refuse_if_banned(str(principal.user_id))
         room = await self._rooms.get(room_id)
         if room is None:
             raise NotFound("no such room")

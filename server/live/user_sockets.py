@@ -33,6 +33,13 @@ class UserSockets:
                 frame = frames[conn.encoding] = encode_frame(message, conn.encoding)
             conn.send_frame(frame)
 
+    def close_all(self, user_id: str, code: int, reason: str) -> int:
+        """Close every socket of the user, in every room (each leaves its room as on any close)."""
+        conns = list(self._by_user.get(user_id, {}).values())
+        for conn in conns:
+            conn.close(code, reason)
+        return len(conns)
+
     def tell(self, notes: list[tuple[str, dict[str, Any]]]) -> None:
         """Each committed notification to its user's open sockets, in any room."""
         at = int(time.time() * 1000)
