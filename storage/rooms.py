@@ -226,15 +226,23 @@ class Rooms:
         )
         return status.endswith(" 1")
 
-    async def set_role(self, room_id: uuid.UUID, user_id: uuid.UUID, role: str) -> bool:
-        """Make a member a moderator or back; the owner's role does not change this way."""
-        status: str = await self._db.execute(
-            "UPDATE room_memberships SET role = $3 WHERE room_id = $1 AND user_id = $2 AND role <> 'owner'",
+    async def set_role(self, room_id: uuid.UUID, user_id: uuid.UUID, role: str, by: uuid.UUID) -> bool:
+        """Make a member a moderator or back (logged as a moderation act); the owner's role does not
+        change this way."""
+        changed: int = await self._db.fetchval(
+            """WITH changed AS (
+                   UPDATE room_memberships SET role = $3
+                   WHERE room_id = $1 AND user_id = $2 AND role <> 'owner' RETURNING user_id),
+               logged AS (
+                   INSERT INTO moderation_log (room_id, actor_id, action, target_user_id, details)
+                   SELECT $1, $4, 'set_role', user_id, jsonb_build_object('role', $3::text) FROM changed)
+               SELECT count(*) FROM changed""",
             room_id,
             user_id,
             role,
+            by,
         )
-        return status.endswith(" 1")
+        return changed == 1
 
     async def members_page(
         self, room_id: uuid.UUID, limit: int, after: tuple[datetime, uuid.UUID] | None
@@ -454,6 +462,16 @@ class Rooms:
                     room_id,
                     row["user_id"],
                 )
+            await conn.execute(
+                """INSERT INTO moderation_log (room_id, actor_id, action, target_user_id, reason, details)
+                   VALUES ($1, $2, $3, $4, $5, jsonb_build_object('request_id', $6::text))""",
+                room_id,
+                by,
+                "approve_join" if approve else "deny_join",
+                row["user_id"],
+                reason,
+                str(request_id),
+            )
             about = {"room_id": str(room_id), "approved": approve}
             notes = await create_notifications(
                 conn, [(str(row["user_id"]), "join_request_decision", str(by), about)]

@@ -75,3 +75,38 @@ async def test_room_and_admin_logs(
     assert r.status_code == 422 and r.json()["error"]["details"]["field"] == "room_id"
     r = await http.get(f"/api/v1/rooms/{uuid.uuid4()}/moderation/log", headers=bearer(owner))
     assert r.status_code == 404
+
+
+async def test_rest_room_acts_are_logged(http: httpx.AsyncClient, live: Live) -> None:
+    """Appointing a moderator and deciding join requests are moderation acts too, in the room's log."""
+    owner, owner_id = await live.user("owner")
+    member, member_id = await live.user("member")
+    asker, asker_id = await live.user("asker")
+    stranger, stranger_id = await live.user("stranger")
+    room = await live.room(owner, visibility="private")
+    rid = room["id"]
+    r = await http.post(f"/api/v1/rooms/{rid}/invite", json={"user_id": member_id}, headers=bearer(owner))
+    assert r.status_code == 201, r.text
+    r = await http.patch(
+        f"/api/v1/rooms/{rid}/members/{member_id}", json={"role": "moderator"}, headers=bearer(owner)
+    )
+    assert r.status_code == 200, r.text
+    for who in (asker, stranger):
+        assert (
+            await http.post(f"/api/v1/rooms/{rid}/requests", json={}, headers=bearer(who))
+        ).status_code == 201
+    pending = (await http.get(f"/api/v1/rooms/{rid}/requests", headers=bearer(owner))).json()["items"]
+    ids = {p["user_id"]: p["id"] for p in pending}
+    await http.post(f"/api/v1/rooms/{rid}/requests/{ids[asker_id]}/approve", headers=bearer(owner))
+    await http.post(
+        f"/api/v1/rooms/{rid}/requests/{ids[stranger_id]}/deny",
+        json={"reason": "full"},
+        headers=bearer(member),
+    )
+    log = (await http.get(f"/api/v1/rooms/{rid}/moderation/log", headers=bearer(member))).json()["items"]
+    assert [(e["action"], e["actor_id"], e["target_user_id"]) for e in log] == [
+        ("deny_join", member_id, stranger_id),
+        ("approve_join", owner_id, asker_id),
+        ("set_role", owner_id, member_id),
+    ]
+    assert log[0]["reason"] == "full" and log[2]["metadata"] == {"role": "moderator"}

@@ -202,7 +202,7 @@ async def set_member_role(room_id: str, user_id: str, data: MemberRoleBody) -> d
     target = path_uuid(user_id, "user_id", "member")
     if str(target) == room["owner_id"]:
         raise Conflict("the owner's role is not changed here", field="user_id")
-    if not await app_context().rooms.set_role(rid, target, data.role):
+    if not await app_context().rooms.set_role(rid, target, data.role, principal.user_id):
         raise NotFound("no such member", field="user_id")
     await run_op(rid, "member.role", RoleChange(user_id=str(target), role=data.role))
     return {"user_id": str(target), "role": data.role}
