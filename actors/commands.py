@@ -20,6 +20,7 @@ class Join:
     role: str
     is_admin: bool = False
     is_artist: bool = False
+    site_muted_until: int | None = None  # ms; muted site-wide by an admin (told in the welcome)
 
 
 @dataclass(frozen=True, slots=True)

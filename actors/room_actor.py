@@ -391,7 +391,14 @@ class RoomActor:
         decision = decide(self.state, command, now)
         outcome = self._commit(decision.events)
         resumed, replay = self._replay(since, request.stored) if since is not None else (False, [])
-        welcome = welcome_data(self.state, command.conn_id, now, resumed=resumed, replayed=len(replay))
+        welcome = welcome_data(
+            self.state,
+            command.conn_id,
+            now,
+            resumed=resumed,
+            replayed=len(replay),
+            site_muted_until=command.site_muted_until,
+        )
         outcome.subscribe = (conn, [{"type": "welcome", "data": welcome}, *(e.wire() for e in replay)])
         outcome.exclude = command.conn_id
         return outcome

@@ -284,9 +284,19 @@ _OPS = {
 }
 
 
-def welcome_data(state: RoomState, conn_id: int, now: int, *, resumed: bool, replayed: int) -> dict[str, Any]:
-    """The ``welcome`` message's data for a socket that has joined (PROTOCOL.md)."""
+def welcome_data(
+    state: RoomState,
+    conn_id: int,
+    now: int,
+    *,
+    resumed: bool,
+    replayed: int,
+    site_muted_until: int | None = None,
+) -> dict[str, Any]:
+    """The ``welcome`` message's data for a socket that has joined (PROTOCOL.md); ``muted_until`` is
+    the later of the room's mute and a site-wide one."""
     conn = state.connections[conn_id]
+    mutes = [m for m in (state.muted_until(conn.user_id, now), site_muted_until) if m is not None]
     return {
         "room": state.room_wire(),
         "seq": state.seq,
@@ -294,7 +304,7 @@ def welcome_data(state: RoomState, conn_id: int, now: int, *, resumed: bool, rep
             "user_id": conn.user_id,
             "username": conn.username,
             "role": conn.role,
-            "muted_until": state.muted_until(conn.user_id, now),
+            "muted_until": max(mutes) if mutes else None,
         },
         "presence": state.presence_list(),
         "guests": state.guests(),

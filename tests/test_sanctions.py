@@ -19,7 +19,7 @@ class Clock:
     """The sanctions' clock, moved by hand."""
 
     def __init__(self) -> None:
-        self.now = time.time()
+        self.now = float(int(time.time()))  # whole seconds: times compare exactly in ms
 
     def __call__(self) -> float:
         return self.now
@@ -119,6 +119,8 @@ async def test_a_site_mute_holds_in_every_room_and_expires(
             reply, _ = await sock.request("chat.send", {"text": "HELLO"})
             assert reply["error"]["code"] == "muted", reply
         assert (await http.get("/api/v1/me", headers=bearer(loud))).status_code == 200  # muted, not banned
+        async with live.connect(rooms[1]["id"], loud) as late:  # told on joining, too
+            assert late.welcome["data"]["you"]["muted_until"] == int(clock.now * 1000) + 60_000
         clock.now += 61
         assert (await here.request("chat.send", {"text": "hello"}))[0]["ok"]
 
