@@ -3,7 +3,7 @@
 The server runs in this test's trio run (the ``server`` fixture, on the embedded
 Postgres) and schemathesis drives it over real HTTP from a worker thread. Before each
 operation a small world is made (a public and a private room of the caller, another
-member, a pending join request, a live DJ session with two queued tracks) and half of
+member, a pending join request, a live DJ session with two queued tracks, a pending report) and half of
 the generated requests aim at it, so they get past "no such room". Each request goes
 as one of: the caller, a site admin, another user, or nobody.
 
@@ -167,6 +167,14 @@ async def make_world(http: httpx.AsyncClient, users: Users) -> list[dict[str, st
     )
     mine = await http.get("/api/v1/artist/verification/requests", headers=other)
     verification = next(v for v in mine.json()["items"] if v["status"] == "pending")
+    # a pending report of the other user (one may be pending already; fuzzing may have filed many)
+    await http.post(
+        "/api/v1/reports",
+        json={"target_type": "user", "target_id": users.ids["other"], "reason": "spam"},
+        headers=fan,
+    )
+    queue = await http.get("/api/v1/admin/reports", headers=bearer(users.tokens["admin"]))
+    reports = [r["id"] for r in queue.json()["items"]][:1]
     return [
         {
             "playlist_id": playlist["id"],
@@ -191,8 +199,18 @@ async def make_world(http: httpx.AsyncClient, users: Users) -> list[dict[str, st
             "item_id": playing,
             "request_id": request["id"],
             "username": users.names["other"],
+            **({"report_id": reports[0]} if reports else {}),
         },
     ]
+
+
+async def lift_sanctions(http: httpx.AsyncClient, users: Users) -> None:
+    """Fuzzing as the admin bans and mutes the world's users; lift it before the next operation."""
+    admin = bearer(users.tokens["admin"])
+    for who in ("fan", "other"):
+        for act in ("unban", "unmute"):
+            r = await http.post(f"/api/v1/admin/users/{users.ids[who]}/{act}", headers=admin)
+            assert r.status_code == 200, r.text
 
 
 def fuzz_operation(
@@ -272,6 +290,7 @@ async def test_every_operation_survives_fuzzing(
                 failure = fuzz_operation(operation, examples, known, users, base_url, session, seen)
                 if failure is not None:
                     failures.append(failure)
+                trio.from_thread.run(lift_sanctions, http, users)
 
     await trio.to_thread.run_sync(fuzz_all)
     assert not failures, f"{len(failures)} operations failed:\n\n" + "\n\n".join(failures)
