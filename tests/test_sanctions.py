@@ -11,6 +11,7 @@ from trio_websocket import ConnectionClosed, ConnectionRejected, open_websocket_
 
 from server.context import AppContext
 from storage.database import Database
+from storage.sanctions import Sanctions
 from tests.live_client import PASSWORD, Live
 from tests.test_reports import admin_auth, bearer
 
@@ -65,6 +66,10 @@ async def test_ban_closes_sockets_refuses_everything_and_expires(
     )
     wrong = await http.post("/api/v1/auth/login", json={"username": "rowdy", "password": "not it at all"})
     assert wrong.status_code == 401  # a ban is not told to whoever guesses the name
+
+    restarted = Sanctions(db, clock)  # a restarted server mirrors what was committed
+    await restarted.load()
+    assert restarted.ban_of(rowdy_id) == ctx.sanctions.ban_of(rowdy_id) is not None
 
     clock.now += 3601  # the ban is over by itself, with no job
     assert (await http.get("/api/v1/me", headers=bearer(rowdy))).status_code == 200
