@@ -25,6 +25,7 @@ from storage.reports import Reports
 from storage.rooms import Rooms
 from storage.sanctions import Sanctions
 from storage.sealing import Sealer, key_bytes, new_key_text
+from storage.search import Search
 from storage.seasons import Seasons
 from storage.social import Social
 from storage.users import Users
@@ -52,6 +53,7 @@ class AppContext:
     seasons: Seasons
     moderation: ModerationLog
     linked_accounts: LinkedAccountStore
+    search: Search
     sanctions: Sanctions
     reports: Reports
     registry: RoomRegistry | None = None  # set while the live side runs
@@ -83,6 +85,7 @@ class AppContext:
             seasons=Seasons(db),
             moderation=ModerationLog(db),
             linked_accounts=LinkedAccountStore(db, Sealer(key_bytes(key))),
+            search=Search(db),
             sanctions=sanctions,
             reports=Reports(db, sanctions),
         )

@@ -26,6 +26,7 @@ from server.http import (
     reports,
     rooms,
     sanctions,
+    search,
     seasons,
     social,
     verification,
@@ -67,6 +68,7 @@ def create_app(ctx: AppContext) -> QuartTrio:
         seasons.blueprint,
         moderation.blueprint,
         linked_accounts.blueprint,
+        search.blueprint,
         reports.blueprint,
         sanctions.blueprint,
     ):
