@@ -16,7 +16,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import trio
 
@@ -117,6 +117,15 @@ class _Shutdown:
     """Sent by the registry: finish what is queued, snapshot, close sockets with 1001."""
 
 
+@runtime_checkable
+class PresenceLog(Protocol):
+    """A journal that also keeps who was present in the room and when (the real one does;
+    the in-memory ones of the actor's own tests need not)."""
+
+    def record_presence(self, room_id: str, user_id: str | None, at: int, present: bool) -> None:
+        """Note a user's first socket coming in (``present``) or last one going; never blocks."""
+
+
 def state_from_seed(seed: Seed) -> RoomState:
     """Recovery: the newest snapshot plus the journal after it, replayed through ``apply``."""
     room = RoomInfo.from_dict(seed.room)
@@ -167,6 +176,8 @@ class RoomActor:
         self.finished = trio.Event()
         self._stop_code: int | None = None
         self._waiting: _Outcome | None = None  # the outcome whose commit the publisher awaits
+        self._presence_log = journal if isinstance(journal, PresenceLog) else None
+        self._presence_noted = False  # whether this actor noted anyone present (then its stop ends them)
 
     # ---- API used by the gateway and the registry ------------------------------------
 
@@ -207,6 +218,10 @@ class RoomActor:
                 self._out_send.close()
         finally:
             self._turn_away_unshown()
+            if self._presence_log is not None and self._presence_noted:
+                # Stopped, shut down or crashed: whoever was here is not any more (their sockets'
+                # leaves find no actor to tell).
+                self._presence_log.record_presence(self.room_id, None, self.now(), False)
 
     def now(self) -> int:
         """Wall-clock ms, advanced by trio's clock (so MockClock drives a whole evening of tracks)."""
@@ -320,6 +335,7 @@ class RoomActor:
         leaving = self.state.connections.get(command.conn_id) if isinstance(command, Leave) else None
         outcome = self._commit(decision.events)
         if isinstance(command, Leave):
+            self._note_presence(decision.events)
             outcome.unsubscribe = command.conn_id
             if leaving is not None:
                 # rate-limit buckets outlive the user's sockets until they have refilled
@@ -364,6 +380,17 @@ class RoomActor:
             outcome.ticket = self._journal.submit(self.room_id, durable, snapshot)
         return outcome
 
+    def _note_presence(self, events: list[Event]) -> None:
+        """Hand a join's or leave's ``presence.*`` events to the presence log (recommendations read
+        it for co-listening). Only joins and leaves come here, so chat pays nothing for it."""
+        if self._presence_log is None:
+            return
+        for event in events:
+            if event.name in ("presence.join", "presence.leave"):
+                present = event.name == "presence.join"
+                self._presence_log.record_presence(self.room_id, event.data["user_id"], event.at, present)
+                self._presence_noted = True
+
     def _coalesce(self, events: list[Event]) -> list[Event]:
         """At most one ``vote.tally`` per room per 100 ms: keep the newest per item until then."""
         out: list[Event] = []
@@ -390,6 +417,7 @@ class RoomActor:
             return _Outcome(closes=[(conn, CLOSE_POLICY, reason)])
         decision = decide(self.state, command, now)
         outcome = self._commit(decision.events)
+        self._note_presence(decision.events)
         resumed, replay = self._replay(since, request.stored) if since is not None else (False, [])
         welcome = welcome_data(
             self.state,

@@ -21,6 +21,7 @@ from storage.notifications import Notifications
 from storage.playlists import Playlists
 from storage.profiles import Profiles
 from storage.progression import Progression
+from storage.recommendations import Recommendations
 from storage.reports import Reports
 from storage.rooms import Rooms
 from storage.sanctions import Sanctions
@@ -54,6 +55,7 @@ class AppContext:
     moderation: ModerationLog
     linked_accounts: LinkedAccountStore
     search: Search
+    recommendations: Recommendations
     sanctions: Sanctions
     reports: Reports
     registry: RoomRegistry | None = None  # set while the live side runs
@@ -86,6 +88,7 @@ class AppContext:
             moderation=ModerationLog(db),
             linked_accounts=LinkedAccountStore(db, Sealer(key_bytes(key))),
             search=Search(db),
+            recommendations=Recommendations(db),
             sanctions=sanctions,
             reports=Reports(db, sanctions),
         )

@@ -5,6 +5,11 @@ synchronous: it appends to the open batch and wakes the writer; the caller
 awaits its ticket, which is settled when the batch that holds it has
 committed (or failed). Batches grow with load by themselves: everything
 submitted while one batch commits goes into the next.
+
+Presence (who came into and left which room, and when) rides along: the actors
+note it with ``record_presence``, nobody waits for it, and it is written in the
+transaction of the batch it lands in (a batch of its own when nothing durable
+is pending), so it never delays an event and never holds up a room.
 """
 
 from __future__ import annotations
@@ -73,15 +78,25 @@ class Ticket:
             raise JournalFailed(str(self.error)) from self.error
 
 
+# One presence change: (room id, user id, at ms, present). A user id of None with
+# present False is everyone at once: the room's actor stopped.
+PresenceChange = tuple[str, str | None, int, bool]
+
+
 @dataclass
 class _Batch:
     events: list[tuple[str, Event]] = field(default_factory=list)
     snapshots: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
     tickets: list[Ticket] = field(default_factory=list)
     rooms: list[str] = field(default_factory=list)  # the room of each ticket, in order
+    presence: list[PresenceChange] = field(default_factory=list)  # in the order the rooms noted it
+
+    @property
+    def empty(self) -> bool:
+        return not self.tickets and not self.presence
 
     def only(self, room_id: str) -> _Batch:
-        """This batch's work of one room."""
+        """This batch's durable work of one room (its presence goes on with the next batch)."""
         part = _Batch()
         part.events = [(r, e) for r, e in self.events if r == room_id]
         part.snapshots = {r: snap for r, snap in self.snapshots.items() if r == room_id}
@@ -93,7 +108,7 @@ class _Batch:
 
     def without(self, poisoned: set[str], error: BaseException) -> _Batch:
         """This batch minus the work of ``poisoned`` rooms, whose tickets fail with ``error``."""
-        kept = _Batch()
+        kept = _Batch(presence=self.presence)  # presence is not sequenced: a failed room's stays
         kept.events = [(r, e) for r, e in self.events if r not in poisoned]
         kept.snapshots = {r: s for r, s in self.snapshots.items() if r not in poisoned}
         for room_id, ticket in zip(self.rooms, self.tickets, strict=True):
@@ -107,6 +122,51 @@ class _Batch:
 
 def _ts(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def _presence_rows(changes: list[PresenceChange]) -> dict[str, list[tuple[Any, ...]]]:
+    """Presence changes, in order, as three statements' rows run in this order: close the
+    intervals opened by earlier batches that a leave ends (``presence_closes``), close all of a
+    room's still-open ones when its actor stopped (``presence_resets``), then insert the
+    intervals this batch opened (``presence_opens``, closed already if they also ended in it).
+
+    Folding the batch's own joins and leaves together first is what makes that order right:
+    every close left for the first two statements is of an interval from an earlier batch.
+    A leave then a join of the same user at the same millisecond is one interval, not two."""
+    opens: list[list[Any]] = []
+    opened: dict[tuple[str, str], int] = {}  # (room, user) -> index in opens of the interval still open
+    ended: dict[tuple[str, str], int] = {}  # (room, user) -> index in opens of the last one closed
+    closes: list[tuple[Any, ...]] = []
+    resets: list[tuple[Any, ...]] = []
+    for room_id, user_id, at, present in changes:
+        if user_id is None:
+            for key in [k for k in opened if k[0] == room_id]:
+                opens[opened.pop(key)][3] = at
+            for key in [k for k in ended if k[0] == room_id]:
+                del ended[key]  # a new actor's join is a new interval
+            resets.append((room_id, _ts(at)))
+            continue
+        key = (room_id, user_id)
+        if present:
+            if key in opened:  # a join without a leave (cannot happen in one actor's life): the later wins
+                opens[opened.pop(key)][3] = at
+            last = ended.get(key)
+            if last is not None and opens[last][3] == at:
+                opens[last][3] = None
+                opened[key] = last
+            else:
+                opened[key] = len(opens)
+                opens.append([room_id, user_id, at, None])
+        elif key in opened:
+            ended[key] = opened.pop(key)
+            opens[ended[key]][3] = at
+        else:
+            closes.append((room_id, user_id, _ts(at)))
+    return {
+        "presence_closes": closes,
+        "presence_resets": resets,
+        "presence_opens": [(r, u, _ts(j), None if left is None else _ts(left)) for r, u, j, left in opens],
+    }
 
 
 def _rows(batch: _Batch) -> dict[str, list[tuple[Any, ...]]]:
@@ -228,6 +288,7 @@ def _rows(batch: _Batch) -> dict[str, list[tuple[Any, ...]]]:
     rows["snapshots"] = [
         (room_id, seq, json.dumps(state)) for room_id, (seq, state) in batch.snapshots.items()
     ]
+    rows.update(_presence_rows(batch.presence))
     return rows
 
 
@@ -296,6 +357,31 @@ _STATEMENTS: dict[str, str] = {
                     SET seq = excluded.seq, state = excluded.state, taken_at = now()
                     WHERE room_snapshots.seq <= excluded.seq""",
 }
+# Presence, in this order (see _presence_rows), inside a savepoint of the batch's transaction.
+_PRESENCE_STATEMENTS: dict[str, str] = {
+    "presence_closes": """UPDATE room_presence p SET left_at = greatest(p.joined_at, x.a)
+                          FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[]) AS x(r, u, a)
+                          WHERE p.room_id = x.r AND p.user_id = x.u AND p.left_at IS NULL""",
+    "presence_resets": """UPDATE room_presence p SET left_at = greatest(p.joined_at, x.a)
+                          FROM unnest($1::uuid[], $2::timestamptz[]) AS x(r, a)
+                          WHERE p.room_id = x.r AND p.left_at IS NULL""",
+    # A user or room deleted meanwhile has no presence to keep: such rows are skipped, not refused.
+    "presence_opens": """INSERT INTO room_presence (room_id, user_id, joined_at, left_at)
+                         SELECT x.r, x.u, x.j, x.l
+                         FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::timestamptz[])
+                              AS x(r, u, j, l)
+                         WHERE EXISTS (SELECT 1 FROM users WHERE id = x.u)
+                           AND EXISTS (SELECT 1 FROM rooms WHERE id = x.r)
+                         ON CONFLICT DO NOTHING""",
+}
+# A server that stopped without closing them (killed, or its journal gone first) left intervals
+# open; at start nobody is in any room, so each ends at what is known of it: its room's last
+# journaled event if that came after the join, else the join itself.
+_CLOSE_STALE_PRESENCE = """
+    UPDATE room_presence p SET left_at = greatest(p.joined_at, coalesce(
+        (SELECT e.at FROM room_events e WHERE e.room_id = p.room_id ORDER BY e.seq DESC LIMIT 1),
+        p.joined_at))
+    WHERE p.left_at IS NULL"""
 _ORDER = (
     "events",
     "messages",
@@ -365,7 +451,21 @@ async def _write(conn: asyncpg.Connection, rows: dict[str, list[tuple[Any, ...]]
                 )
         if rows["mention_notes"] or rows["reply_notes"]:
             await _notify_chat(conn, rows, out)
+        if any(rows[kind] for kind in _PRESENCE_STATEMENTS):
+            await _write_presence(conn, rows)
     return out
+
+
+async def _write_presence(conn: asyncpg.Connection, rows: dict[str, list[tuple[Any, ...]]]) -> None:
+    """Presence in a savepoint: a row Postgres refuses costs that presence (logged), never the
+    durable events it shares the transaction with."""
+    try:
+        async with conn.transaction():
+            for kind, sql in _PRESENCE_STATEMENTS.items():
+                if rows[kind]:
+                    await conn.execute(sql, *_columns(rows[kind]))
+    except asyncpg.PostgresError as exc:
+        log.warning("presence of a journal batch dropped: %s", exc)
 
 
 _WRITE_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, ValueError, TypeError)
@@ -406,6 +506,18 @@ class JournalWriter:
         """A fresh actor for the room was loaded from what committed: take its work again."""
         self._poisoned.pop(room_id, None)
 
+    def record_presence(self, room_id: str, user_id: str | None, at: int, present: bool) -> None:
+        """Note that ``user_id`` came into (``present``) or left the room at ``at`` (ms); a
+        ``user_id`` of None leaving is everyone leaving (the room's actor stopped).
+
+        Not acknowledged and never waited for: written with the next batch, in its
+        transaction. A change noted before a room's durable events is committed no later
+        than they are. Dropped only once the journal is closing."""
+        if self._closing:
+            return
+        self._batch.presence.append((room_id, user_id, at, present))
+        self._wake.set()
+
     def close(self) -> None:
         """Take no more submissions; :meth:`run` returns once what it holds has been written."""
         self._closing = True
@@ -413,11 +525,12 @@ class JournalWriter:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         conn = await connect_one(self._dsn, application_name=JOURNAL_APPLICATION_NAME)
+        await aio(conn.execute, _CLOSE_STALE_PRESENCE)  # before any room runs: nothing open is live
         task_status.started()
         backoff = 0.05
         try:
             while True:
-                if not self._batch.tickets:
+                if self._batch.empty:
                     if self._closing:
                         return
                     await self._wake.wait()
@@ -430,6 +543,9 @@ class JournalWriter:
                         committed = await aio(_write, conn, rows)
                 except _WRITE_ERRORS as exc:
                     log.warning("journal batch of %d events failed: %s", len(batch.events), exc)
+                    # Nothing of it was written; presence is never the cause (its savepoint
+                    # takes refusals), so it goes again with the next batch, in order.
+                    self._batch.presence[:0] = batch.presence
                     if not conn.is_closed() and len(set(batch.rooms)) > 1:
                         # Postgres refused a row and the connection is fine: the batch rolled
                         # back whole, so write it again room by room and fail only the rooms
@@ -473,7 +589,7 @@ class JournalWriter:
         for ticket in batch.tickets:
             ticket.results, ticket.notes = committed.progress, committed.notes
             ticket._settle(None)
-        if self._on_commit is not None:
+        if self._on_commit is not None and batch.tickets:  # a batch of presence alone is no commit
             self._on_commit(1, len(batch.events))
 
     def _fail(self, batch: _Batch, failed: dict[str, BaseException]) -> None:

@@ -23,6 +23,7 @@ from server.http import (
     playlists,
     profiles,
     progression,
+    recommendations,
     reports,
     rooms,
     sanctions,
@@ -69,6 +70,7 @@ def create_app(ctx: AppContext) -> QuartTrio:
         moderation.blueprint,
         linked_accounts.blueprint,
         search.blueprint,
+        recommendations.blueprint,
         reports.blueprint,
         sanctions.blueprint,
     ):
