@@ -15,11 +15,12 @@ import argparse
 import asyncio
 import json
 import random
-import statistics
 import time
 
 import asyncpg
 import httpx
+
+from bench.stats import latency_summary
 
 
 async def seed(dsn: str, users: int, tag: str) -> list[str]:
@@ -49,17 +50,6 @@ async def seed(dsn: str, users: int, tag: str) -> list[str]:
         await conn.close()
 
 
-def _summary(values: list[float]) -> dict[str, float]:
-    ordered = sorted(values)
-    return {
-        "n": len(values),
-        "p50_ms": round(statistics.median(values), 1),
-        "p95_ms": round(ordered[int(0.95 * (len(ordered) - 1))], 1),
-        "p99_ms": round(ordered[int(0.99 * (len(ordered) - 1))], 1),
-        "max_ms": round(max(values), 1),
-    }
-
-
 async def probe(http: str, dsn: str, users: int, reads: int) -> dict[str, object]:
     tag = f"lb{int(time.time()) % 10**7}x"
     ids = await seed(dsn, users, tag)
@@ -76,7 +66,7 @@ async def probe(http: str, dsn: str, users: int, reads: int) -> dict[str, object
             r = await client.get(f"/api/v1/leaderboards/global/users/{random.choice(ids)}")
             own.append((time.perf_counter() - t0) * 1000)
             r.raise_for_status()
-    return {"ranked_users": users, "top 100": _summary(top), "own rank": _summary(own)}
+    return {"ranked_users": users, "top 100": latency_summary(top), "own rank": latency_summary(own)}
 
 
 def main() -> None:

@@ -21,13 +21,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import statistics
 import time
 import uuid
 from typing import Any
 
 import asyncpg
 import httpx
+
+from bench.stats import latency_summary
 
 _GENRES = [
     "jazz", "house", "techno", "ambient", "hip-hop", "soul", "funk", "disco", "rock", "indie",
@@ -245,17 +246,6 @@ def _kind(reason: str) -> str:
     return next((kind for prefix, kind in _KINDS if reason.startswith(prefix)), reason)
 
 
-def _summary(values: list[float]) -> dict[str, float]:
-    ordered = sorted(values)
-    return {
-        "n": len(values),
-        "p50_ms": round(statistics.median(values), 1),
-        "p95_ms": round(ordered[int(0.95 * (len(ordered) - 1))], 1),
-        "p99_ms": round(ordered[int(0.99 * (len(ordered) - 1))], 1),
-        "max_ms": round(max(values), 1),
-    }
-
-
 async def _register(client: httpx.AsyncClient, name: str) -> tuple[str, uuid.UUID]:
     r = await client.post(
         "/api/v1/auth/register",
@@ -289,7 +279,7 @@ async def probe(http: str, dsn: str, *, users: int, rooms: int, follows: int, re
             for item in r.json()["items"]:
                 kind = _kind(item["reason"])
                 reasons[kind] = reasons.get(kind, 0) + 1
-            result[label] = {**_summary(timings), "items": len(r.json()["items"]), "reasons": reasons}
+            result[label] = {**latency_summary(timings), "items": len(r.json()["items"]), "reasons": reasons}
     return result
 
 

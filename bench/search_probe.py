@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import json
 import random
-import statistics
 import time
 import uuid
 from collections.abc import Iterator
@@ -35,6 +34,7 @@ from typing import Any
 import asyncpg
 import httpx
 
+from bench.stats import latency_summary
 from bench.target import SpawnedServer, seda_command
 
 SEEDED = "seeded-search"  # the seeded users' password hash: marks a world already seeded
@@ -292,17 +292,6 @@ async def seeded(dsn: str, world: World, reader: uuid.UUID) -> dict[str, Any]:
         await conn.close()
 
 
-def _summary(values: list[float]) -> dict[str, float]:
-    ordered = sorted(values)
-    return {
-        "n": len(values),
-        "p50_ms": round(statistics.median(values), 1),
-        "p95_ms": round(ordered[int(0.95 * (len(ordered) - 1))], 1),
-        "p99_ms": round(ordered[int(0.99 * (len(ordered) - 1))], 1),
-        "max_ms": round(max(values), 1),
-    }
-
-
 async def _timed(client: httpx.AsyncClient, params: dict[str, str], token: str | None) -> tuple[float, Any]:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     started = time.perf_counter()
@@ -333,7 +322,7 @@ async def measure(client: httpx.AsyncClient, token: str, rounds: int) -> dict[st
                     if value is not None:
                         times.setdefault(f"{row} / {kind}", []).append(value)
                         times.setdefault(f"{row} / all", []).append(value)
-    return {row: _summary(values) for row, values in sorted(times.items())}
+    return {row: latency_summary(values) for row, values in sorted(times.items())}
 
 
 async def probe(http: str, dsn: str, world: World, rounds: int) -> dict[str, Any]:

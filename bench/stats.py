@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import statistics
 from array import array
 from collections import Counter
 from dataclasses import dataclass, field
@@ -105,3 +106,15 @@ def percentile(ordered: list[int], pct: float) -> int:
     """Nearest-rank percentile of an ascending list."""
     rank = max(1, math.ceil(pct / 100 * len(ordered)))
     return ordered[rank - 1]
+
+
+def latency_summary(values_ms: list[float]) -> dict[str, float]:
+    """n, p50, p95, p99 and max of a probe's latencies in ms (one decimal), as its table and JSON show."""
+    ordered = sorted(values_ms)
+    return {
+        "n": len(ordered),
+        "p50_ms": round(statistics.median(ordered), 1),
+        "p95_ms": round(ordered[int(0.95 * (len(ordered) - 1))], 1),
+        "p99_ms": round(ordered[int(0.99 * (len(ordered) - 1))], 1),
+        "max_ms": round(ordered[-1], 1),
+    }
