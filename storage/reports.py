@@ -197,7 +197,7 @@ class Reports:
         admin_id: uuid.UUID,
         status: str,
         action: dict[str, Any] | None,
-        target: Target,
+        target: Target | None,
     ) -> tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]]:
         """Close a pending report (409 if it is not), with its sanction, log row and the reporter's notice.
 
@@ -215,7 +215,7 @@ class Reports:
                 raise Conflict(f"this report is already {current}", field="status")
             sanction = None
             if kind in ("ban", "mute", "warn"):
-                assert action is not None
+                assert action is not None and target is not None
                 sanction_kind: SanctionKind = kind
                 sanction = await apply_sanction(
                     conn,
@@ -241,10 +241,10 @@ class Reports:
                 """INSERT INTO moderation_log (room_id, actor_id, action, target_user_id, target_message_id,
                                               reason, details, created_at)
                    VALUES ($1, $2, 'resolve_report', $3, $4, $5, $6::jsonb, $7)""",
-                target.room_id,
+                target.room_id if target else None,
                 admin_id,
-                target.user_id,
-                target.message_id,
+                target.user_id if target else None,
+                target.message_id if target else None,
                 action.get("reason") if action else None,
                 json.dumps({"report_id": str(report_id), "status": status, "action": kind}),
                 now,

@@ -214,3 +214,23 @@ async def test_queue_detail_and_resolve_with_actions(
     assert (
         await http.get(f"/api/v1/rooms/{room['id']}/moderation/log", headers=bearer(cy))
     ).status_code == 403
+
+
+async def test_a_report_of_what_is_gone_can_be_dismissed_not_actioned(
+    http: httpx.AsyncClient, live: Live, ctx: AppContext, db: Database
+) -> None:
+    admin, _ = await admin_auth(ctx)
+    token, _ = await live.user("reporter")
+    gone = await db.fetchval(
+        "INSERT INTO users (email, username, password_hash)"
+        " VALUES ('g@example.com', 'gone_soon', 'x') RETURNING id"
+    )
+    filed = (await report(http, token, target_type="user", target_id=str(gone))).json()
+    await db.execute("DELETE FROM users WHERE id = $1", gone)
+    url = f"/api/v1/admin/reports/{filed['id']}/resolve"
+    r = await http.post(url, json={"status": "actioned", "action": {"type": "warn"}}, headers=admin)
+    assert r.status_code == 404 and r.json()["error"]["details"]["field"] == "target_id"
+    r = await http.post(url, json={"status": "dismissed"}, headers=admin)
+    assert r.status_code == 200 and r.json()["status"] == "dismissed", r.text
+    detail = (await http.get(f"/api/v1/admin/reports/{filed['id']}", headers=admin)).json()
+    assert detail["target"]["user"] is None and detail["target"]["moderation"] is None

@@ -105,9 +105,9 @@ async def resolve(report_id: str, data: ResolveBody) -> dict[str, Any]:
     target = await ctx.reports.target(
         report["target_type"], uuid.UUID(report["target_id"]), None, True, gone_too=True
     )
-    if target is None:
+    if target is None and action is not None:  # with no action, a report of what is gone can still close
         raise NotFound(f"the reported {report['target_type']} no longer exists", field="target_id")
-    if action is not None and action.type == "delete_message":
+    if action is not None and action.type == "delete_message" and target is not None:
         await _delete_message(target, admin)
     resolved, notes = await ctx.reports.resolve(
         uuid.UUID(report["id"]),
@@ -116,7 +116,7 @@ async def resolve(report_id: str, data: ResolveBody) -> dict[str, Any]:
         action.model_dump(exclude_none=True) if action is not None else None,
         target,
     )
-    if action is not None and action.type == "ban":
+    if action is not None and action.type == "ban" and target is not None:
         enforce(str(target.user_id))
     tell(notes)
     return resolved
