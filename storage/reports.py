@@ -59,35 +59,33 @@ class Reports:
         self._sanctions = sanctions
 
     async def target(
-        self,
-        target_type: str,
-        target_id: uuid.UUID,
-        viewer: uuid.UUID | None,
-        is_admin: bool,
-        *,
-        gone_too: bool = False,
+        self, target_type: str, target_id: uuid.UUID, viewer: uuid.UUID, is_admin: bool
     ) -> Target | None:
-        """The target if it exists and ``viewer`` may see it. A deleted message or room is gone, unless
-        ``gone_too``: resolving a report of something deleted since still reaches its author."""
+        """What a reporter names, if it exists and they may see it (a deleted message or room is gone)."""
+        return await self._find(
+            target_type, target_id, _ROOM_SEEN, "msg.deleted_at IS NULL", viewer, is_admin
+        )
+
+    async def subject(self, target_type: str, target_id: uuid.UUID) -> Target | None:
+        """What a report is about, as an admin resolves it: deleted since or not, it reaches its author."""
+        return await self._find(target_type, target_id, "TRUE", "TRUE")
+
+    async def _find(
+        self, target_type: str, target_id: uuid.UUID, room_seen: str, message_alive: str, *seen_args: Any
+    ) -> Target | None:
         if target_type == "user":
             found = await self._db.fetchval("SELECT id FROM users WHERE id = $1", target_id)
             return Target(found, None, None) if found else None
-        seen = "$2::uuid IS NULL AND $3::bool" if gone_too else _ROOM_SEEN
         if target_type == "room":
             r = await self._db.fetchrow(
-                f"SELECT r.id, r.owner_id FROM rooms r WHERE r.id = $1 AND {seen}",
-                target_id,
-                viewer,
-                is_admin,
+                f"SELECT r.id, r.owner_id FROM rooms r WHERE r.id = $1 AND {room_seen}", target_id, *seen_args
             )
             return Target(r["owner_id"], r["id"], None) if r else None
-        alive = "TRUE" if gone_too else "msg.deleted_at IS NULL"
         r = await self._db.fetchrow(
             f"""SELECT msg.user_id, msg.room_id FROM messages msg JOIN rooms r ON r.id = msg.room_id
-                WHERE msg.id = $1 AND {alive} AND {seen}""",
+                WHERE msg.id = $1 AND {message_alive} AND {room_seen}""",
             target_id,
-            viewer,
-            is_admin,
+            *seen_args,
         )
         return Target(r["user_id"], r["room_id"], target_id) if r else None
 

@@ -102,9 +102,7 @@ async def resolve(report_id: str, data: ResolveBody) -> dict[str, Any]:
         raise ValidationFailed("a mute needs its length in seconds", field="action.seconds")
     if action is not None and action.type == "delete_message" and report["target_type"] != "message":
         raise ValidationFailed("only a reported message can be deleted", field="action.type")
-    target = await ctx.reports.target(
-        report["target_type"], uuid.UUID(report["target_id"]), None, True, gone_too=True
-    )
+    target = await ctx.reports.subject(report["target_type"], uuid.UUID(report["target_id"]))
     if target is None and action is not None:  # with no action, a report of what is gone can still close
         raise NotFound(f"the reported {report['target_type']} no longer exists", field="target_id")
     if action is not None and action.type == "delete_message" and target is not None:
