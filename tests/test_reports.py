@@ -97,6 +97,7 @@ async def test_twenty_an_hour(http: httpx.AsyncClient, live: Live, db: Database)
     assert r.status_code == 429, r.text
     error = r.json()["error"]
     assert error["code"] == "rate_limited" and 0 < error["retry_after_ms"] <= 3_600_000
+    assert int(r.headers["Retry-After"]) == -(-error["retry_after_ms"] // 1000)
     assert await db.fetchval("SELECT count(*) FROM reports WHERE reporter_id = $1", uuid.UUID(reporter)) == 20
     # an hour later the window has moved on
     await db.execute("UPDATE reports SET created_at = created_at - interval '61 minutes'")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -13,7 +14,7 @@ from quart_schema.openapi import OpenAPIProvider
 from quart_schema.validation import QUART_SCHEMA_RESPONSE_ATTRIBUTE, QuerystringValidationError
 from werkzeug.exceptions import HTTPException
 
-from protocol.errors import BadRequest, Internal, NotFound, ProtocolError, ValidationFailed
+from protocol.errors import BadRequest, Internal, NotFound, ProtocolError, RateLimited, ValidationFailed
 from protocol.text import unstorable, unstorable_fields
 
 log = logging.getLogger("seda.http")
@@ -123,6 +124,8 @@ def no_content() -> Response:
 def error_response(error: ProtocolError) -> Response:
     response = jsonify({"error": error.to_body()})
     response.status_code = error.http_status
+    if isinstance(error, RateLimited):  # HTTP's own way to say when, in whole seconds
+        response.headers["Retry-After"] = str(math.ceil(error.retry_after_ms / 1000))
     return response
 
 
