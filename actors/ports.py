@@ -50,6 +50,10 @@ class Journal(Protocol):
     def reopen(self, room_id: str) -> None:
         """Accept the room's work again after a failed commit (its actor was reloaded)."""
 
+    def record_presence(self, room_id: str, user_id: str | None, at: int, present: bool) -> None:
+        """Note a user's first socket coming in (``present``) or last one going (``user_id`` None:
+        everyone, the actor stopped); written with a later batch, never waited for."""
+
 
 class Seed(Protocol):
     """A room as stored: its row, the newest snapshot, and the events after it."""

@@ -16,7 +16,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import trio
 
@@ -117,15 +117,6 @@ class _Shutdown:
     """Sent by the registry: finish what is queued, snapshot, close sockets with 1001."""
 
 
-@runtime_checkable
-class PresenceLog(Protocol):
-    """A journal that also keeps who was present in the room and when (the real one does;
-    the in-memory ones of the actor's own tests need not)."""
-
-    def record_presence(self, room_id: str, user_id: str | None, at: int, present: bool) -> None:
-        """Note a user's first socket coming in (``present``) or last one going; never blocks."""
-
-
 def state_from_seed(seed: Seed) -> RoomState:
     """Recovery: the newest snapshot plus the journal after it, replayed through ``apply``."""
     room = RoomInfo.from_dict(seed.room)
@@ -176,7 +167,6 @@ class RoomActor:
         self.finished = trio.Event()
         self._stop_code: int | None = None
         self._waiting: _Outcome | None = None  # the outcome whose commit the publisher awaits
-        self._presence_log = journal if isinstance(journal, PresenceLog) else None
         self._presence_noted = False  # whether this actor noted anyone present (then its stop ends them)
 
     # ---- API used by the gateway and the registry ------------------------------------
@@ -218,10 +208,10 @@ class RoomActor:
                 self._out_send.close()
         finally:
             self._turn_away_unshown()
-            if self._presence_log is not None and self._presence_noted:
+            if self._presence_noted:
                 # Stopped, shut down or crashed: whoever was here is not any more (their sockets'
                 # leaves find no actor to tell).
-                self._presence_log.record_presence(self.room_id, None, self.now(), False)
+                self._journal.record_presence(self.room_id, None, self.now(), False)
 
     def now(self) -> int:
         """Wall-clock ms, advanced by trio's clock (so MockClock drives a whole evening of tracks)."""
@@ -383,12 +373,10 @@ class RoomActor:
     def _note_presence(self, events: list[Event]) -> None:
         """Hand a join's or leave's ``presence.*`` events to the presence log (recommendations read
         it for co-listening). Only joins and leaves come here, so chat pays nothing for it."""
-        if self._presence_log is None:
-            return
         for event in events:
             if event.name in ("presence.join", "presence.leave"):
                 present = event.name == "presence.join"
-                self._presence_log.record_presence(self.room_id, event.data["user_id"], event.at, present)
+                self._journal.record_presence(self.room_id, event.data["user_id"], event.at, present)
                 self._presence_noted = True
 
     def _coalesce(self, events: list[Event]) -> list[Event]:

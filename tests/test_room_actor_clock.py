@@ -50,6 +50,9 @@ class MemoryJournal:
     def reopen(self, room_id: str) -> None:
         return None
 
+    def record_presence(self, room_id: str, user_id: str | None, at: int, present: bool) -> None:
+        return None
+
 
 class Inbox:
     """A subscriber that decodes every frame it is sent."""
