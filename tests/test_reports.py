@@ -235,3 +235,18 @@ async def test_a_report_of_what_is_gone_can_be_dismissed_not_actioned(
     assert r.status_code == 200 and r.json()["status"] == "dismissed", r.text
     detail = (await http.get(f"/api/v1/admin/reports/{filed['id']}", headers=admin)).json()
     assert detail["target"]["user"] is None and detail["target"]["moderation"] is None
+
+
+async def test_a_report_cannot_sanction_its_own_resolver(
+    http: httpx.AsyncClient, live: Live, ctx: AppContext, db: Database
+) -> None:
+    admin, admin_id = await admin_auth(ctx)
+    token, _ = await live.user("reporter")
+    filed = (await report(http, token, target_type="user", target_id=admin_id)).json()
+    url = f"/api/v1/admin/reports/{filed['id']}/resolve"
+    r = await http.post(url, json={"status": "actioned", "action": {"type": "ban"}}, headers=admin)
+    assert r.status_code == 422 and r.json()["error"]["details"]["field"] == "user_id", r.text
+    assert await db.fetchval("SELECT count(*) FROM user_sanctions") == 0
+    assert (await http.get(f"/api/v1/admin/reports/{filed['id']}", headers=admin)).json()[
+        "status"
+    ] == "pending"

@@ -26,7 +26,7 @@ from server.http.pagination import PageQuery, keyed_page
 from server.http.params import path_uuid, time_id_after
 from server.http.principal import app_context, require_admin, require_principal
 from server.http.room_ops import run_op
-from server.http.sanctions import enforce
+from server.http.sanctions import enforce, may_sanction
 from storage.reports import Target
 
 blueprint = Blueprint("reports", __name__, url_prefix="/api/v1")
@@ -105,6 +105,10 @@ async def resolve(report_id: str, data: ResolveBody) -> dict[str, Any]:
     target = await ctx.reports.subject(report["target_type"], uuid.UUID(report["target_id"]))
     if target is None and action is not None:  # with no action, a report of what is gone can still close
         raise NotFound(f"the reported {report['target_type']} no longer exists", field="target_id")
+    if action is not None and action.type in ("ban", "mute", "warn") and target is not None:
+        user = await ctx.users.get(target.user_id)
+        if user is not None:
+            may_sanction(admin, user.id, user.role)
     if action is not None and action.type == "delete_message" and target is not None:
         await _delete_message(target, admin)
     resolved, notes = await ctx.reports.resolve(

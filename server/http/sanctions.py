@@ -35,7 +35,7 @@ async def _act(
     user = await ctx.users.get(path_uuid(user_id, "user_id", "user"))
     if user is None:
         raise NotFound("no such user", field="user_id")
-    _may_act_on(admin, user.id, user.role)
+    may_sanction(admin, user.id, user.role)
     row = await ctx.sanctions.apply(
         actor_id=admin.user_id, user_id=user.id, kind=kind, seconds=seconds, reason=reason
     )
@@ -44,7 +44,8 @@ async def _act(
     return ctx.sanctions.describe(row)
 
 
-def _may_act_on(admin: Principal, target_id: uuid.UUID, target_role: str) -> None:
+def may_sanction(admin: Principal, target_id: uuid.UUID, target_role: str) -> None:
+    """Admins do not sanction themselves, and only a super admin sanctions a super admin."""
     if target_id == admin.user_id:
         raise ValidationFailed("admins cannot sanction themselves", field="user_id")
     if target_role == "super_admin" and admin.role != "super_admin":
