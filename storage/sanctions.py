@@ -44,6 +44,12 @@ class SanctionRow:
     def of(cls, r: Record) -> SanctionRow:
         return cls(str(r["user_id"]), r["banned_at"], r["banned_until"], r["muted_until"], r["warn_count"])
 
+    def ban_in_force(self, now: datetime) -> bool:
+        return self.banned_at is not None and (self.banned_until is None or self.banned_until > now)
+
+    def mute_in_force(self, now: datetime) -> bool:
+        return self.muted_until is not None and self.muted_until > now
+
 
 async def apply_sanction(
     conn: asyncpg.Connection,
@@ -128,11 +134,7 @@ class Sanctions:
 
     def ban_of(self, user_id: str) -> Ban | None:
         row = self._rows.get(user_id)
-        if row is None or row.banned_at is None:
-            return None
-        if row.banned_until is not None and row.banned_until <= self.now():
-            return None
-        return Ban(row.banned_until)
+        return Ban(row.banned_until) if row is not None and row.ban_in_force(self.now()) else None
 
     def refuse_if_banned(self, user_id: str) -> None:
         """A banned user's login, token and socket upgrade all end here: 403 with ``banned_until``."""
@@ -144,11 +146,12 @@ class Sanctions:
                 details={"banned_until": until},
             )
 
-    def muted_until(self, user_id: str) -> datetime | None:
+    def muted_until_ms(self, user_id: str) -> int | None:
+        """When the user's site-wide mute ends (epoch ms, as the live protocol counts), if muted now."""
         row = self._rows.get(user_id)
-        if row is None or row.muted_until is None or row.muted_until <= self.now():
+        if row is None or row.muted_until is None or not row.mute_in_force(self.now()):
             return None
-        return row.muted_until
+        return int(row.muted_until.timestamp() * 1000)
 
     async def status(self, user_id: uuid.UUID) -> dict[str, Any]:
         """``{user_id, is_banned, banned_until, muted_until, warn_count}`` as in force now."""
@@ -162,8 +165,7 @@ class Sanctions:
 
     def describe(self, row: SanctionRow) -> dict[str, Any]:
         now = self.now()
-        banned = row.banned_at is not None and (row.banned_until is None or row.banned_until > now)
-        muted = row.muted_until is not None and row.muted_until > now
+        banned, muted = row.ban_in_force(now), row.mute_in_force(now)
         return {
             "user_id": row.user_id,
             "is_banned": banned,

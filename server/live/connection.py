@@ -150,9 +150,9 @@ class LiveConnection:
             return "", {}
         new_id, context = await prepare(self._rooms, actor, self.room_id, op, data)
         if op == "chat.send" and self.user_id is not None:
-            site_mute = self._sanctions.muted_until(self.user_id)
+            site_mute = self._sanctions.muted_until_ms(self.user_id)
             if site_mute is not None:  # the room's rule refuses it, in the op's turn
-                context["site_muted_until"] = int(site_mute.timestamp() * 1000)
+                context["site_muted_until"] = site_mute
         return new_id, context
 
     def _reply_error(self, ref: int | None, error: ProtocolError) -> None:

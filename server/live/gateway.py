@@ -181,7 +181,7 @@ class LiveGateway:
             admission.role,
             admission.is_admin,
             admission.is_artist,
-            self._site_muted_until(admission.user_id),
+            self._sanctions.muted_until_ms(admission.user_id) if admission.user_id is not None else None,
         )
         for _ in range(3):
             stored = []
@@ -200,10 +200,6 @@ class LiveGateway:
                 continue
             return actor
         return None
-
-    def _site_muted_until(self, user_id: str | None) -> int | None:
-        until = self._sanctions.muted_until(user_id) if user_id is not None else None
-        return int(until.timestamp() * 1000) if until is not None else None
 
     async def _admit(self, request: WebSocketRequest) -> Admission:
         """Check path, token, room and membership; raise the refusal (401/403/404/400) otherwise."""
