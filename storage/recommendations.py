@@ -45,6 +45,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from protocol.recommendations import recommendation_id
 from storage.database import Database, Record
 from storage.refs import user_ref, user_ref_columns
 
@@ -66,6 +67,11 @@ _MY_GENRES = """my_genres AS (
         UNION ALL
         SELECT unnest(onboarding_genres), 1 FROM profiles WHERE user_id = $1) x
     GROUP BY g)"""
+
+# The caller's newest liked tracks.
+_MY_LIKED_TRACKS = f"""my_liked_tracks AS (
+    SELECT entity_id FROM likes WHERE user_id = $1 AND entity_type = 'track_ref'
+    ORDER BY created_at DESC LIMIT {_EACH * 4})"""
 
 # The rooms the caller listened in lately, and who else listened there (not necessarily at the
 # same moment: "people who listen in Late Night Jazz").
@@ -101,7 +107,7 @@ def _page(signals: str, candidate_join: str, allowed: str, trending: str, summar
     fillers from the same join, and ``summary`` the page's columns from ``x`` (entity, score,
     kind, sid, stext)."""
     return f"""
-WITH {_FOLLOWEES}, {_MY_GENRES}, {_COLISTENING},
+WITH {_FOLLOWEES}, {_MY_GENRES}, {_MY_LIKED_TRACKS}, {_COLISTENING},
 signals(entity, kind, sid, stext, w) AS ({signals}),
 candidates AS (SELECT entity, sum(w) AS score FROM signals GROUP BY entity),
 top AS (
@@ -143,8 +149,7 @@ _ROOM_SIGNALS = f"""
     GROUP BY p.room_id, c.via
     UNION ALL
     SELECT tp.room_id, {LIKE}, l.entity_id, NULL, 3::numeric
-    FROM (SELECT entity_id FROM likes WHERE user_id = $1 AND entity_type = 'track_ref'
-          ORDER BY created_at DESC LIMIT {_EACH * 4}) l
+    FROM my_liked_tracks l
     JOIN track_plays tp ON tp.track_ref_id = l.entity_id
     GROUP BY tp.room_id, l.entity_id
     UNION ALL
@@ -194,8 +199,7 @@ _PLAYLIST_SIGNALS = f"""
     GROUP BY x.pid, x.via
     UNION ALL
     SELECT i.playlist_id, {LIKE}, l.entity_id, NULL, 3::numeric
-    FROM (SELECT entity_id FROM likes WHERE user_id = $1 AND entity_type = 'track_ref'
-          ORDER BY created_at DESC LIMIT {_EACH * 4}) l
+    FROM my_liked_tracks l
     JOIN playlist_items i ON i.track_ref_id = l.entity_id
     GROUP BY i.playlist_id, l.entity_id"""
 
@@ -238,8 +242,7 @@ _ARTIST_SIGNALS = f"""
     GROUP BY a.user_id, tp.room_id
     UNION ALL
     SELECT a.user_id, {LIKE}, t.id, NULL, 3::numeric
-    FROM (SELECT entity_id FROM likes WHERE user_id = $1 AND entity_type = 'track_ref'
-          ORDER BY created_at DESC LIMIT {_EACH * 4}) l
+    FROM my_liked_tracks l
     JOIN track_refs t ON t.id = l.entity_id
     JOIN artist_profiles a ON lower(a.artist_name) = lower(t.artist)
     UNION ALL
@@ -316,7 +319,7 @@ class Recommendations:
         rows = await self._db.fetch(_QUERIES[entity_type], user_id, limit)
         return [
             {
-                "id": f"{entity_type}:{r['entity']}",
+                "id": recommendation_id(entity_type, str(r["entity"])),
                 "entity_type": entity_type,
                 "entity_id": str(r["entity"]),
                 "entity": _entity(entity_type, r),
