@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import time
 
-from quart import Response, g, request
+import trio
+from hypercorn.typing import ASGISendCallable, ASGISendEvent
+from quart import Request, Response, g, request
 from quart_schema import Info, QuartSchema
 from quart_trio import QuartTrio
+from quart_trio.asgi import TrioASGIHTTPConnection
 
 from server.context import AppContext
 from server.http import (
@@ -37,8 +40,37 @@ from server.http.errors import install_error_handlers
 MAX_BODY_BYTES = 1 << 20
 
 
+class _HTTPConnection(TrioASGIHTTPConnection):
+    """quart-trio's request handling, with the end of each response sent whole.
+
+    Hypercorn finishes a response inside the ``send`` of its last body message: it tells the app
+    ``http.disconnect``, then either closes the connection (``Connection: close``, HTTP/1.0) or
+    arms the keep-alive timer. quart-trio cancels the request's nursery as soon as it reads that
+    disconnect, which cancelled the rest of that ``send``: connections asked to close stayed open,
+    and idle keep-alive connections were never timed out (a client waiting for the end of a
+    response waited for ever). The last message is sent shielded; hypercorn already shields its
+    socket writes, so this adds no wait of its own.
+    """
+
+    async def handle_request(  # type: ignore[override]
+        self, nursery: trio.Nursery, request: Request, send: ASGISendCallable
+    ) -> None:
+        async def send_last_whole(message: ASGISendEvent) -> None:
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                with trio.CancelScope(shield=True):
+                    await send(message)
+            else:
+                await send(message)
+
+        await super().handle_request(nursery, request, send_last_whole)
+
+
+class _App(QuartTrio):
+    asgi_http_class = _HTTPConnection
+
+
 def create_app(ctx: AppContext) -> QuartTrio:
-    app = QuartTrio("seda")
+    app = _App("seda")
     app.extensions["seda"] = ctx
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.config["JSON_SORT_KEYS"] = False

@@ -12,7 +12,7 @@ from quart import Quart, Response, current_app, jsonify, request
 from quart_schema import RequestSchemaValidationError
 from quart_schema.openapi import OpenAPIProvider
 from quart_schema.validation import QUART_SCHEMA_RESPONSE_ATTRIBUTE, QuerystringValidationError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from protocol.errors import BadRequest, Internal, NotFound, ProtocolError, RateLimited, ValidationFailed
 from protocol.text import unstorable, unstorable_fields
@@ -192,8 +192,15 @@ def install_error_handlers(app: Quart) -> None:
         if status == 404:
             return error_response(NotFound("no such path"))
         code, message = _GENERIC_BY_STATUS.get(status, ("internal", "internal error"))
-        response = jsonify({"error": {"code": code, "message": message}})
+        body: dict[str, Any] = {"code": code, "message": message}
+        allowed = sorted(error.valid_methods or []) if isinstance(error, MethodNotAllowed) else []
+        if allowed:
+            body["message"] = f"{request.method[:32]} is not allowed on this path (allowed: {', '.join(allowed)})"
+            body["details"] = {"allowed": allowed}
+        response = jsonify({"error": body})
         response.status_code = status
+        if allowed:
+            response.headers["Allow"] = ", ".join(allowed)  # RFC 9110: a 405 names what is allowed
         return response
 
     @app.errorhandler(UnicodeDecodeError)
