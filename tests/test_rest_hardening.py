@@ -6,10 +6,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+import httpx
 import pytest
 import trio
+from trio_websocket import ConnectionRejected, open_websocket_url
 
+from server.context import AppContext
 from server.runtime import Bound
+from tests.live_client import Live
+from tests.test_reports import admin_auth, bearer
 
 
 @dataclass
@@ -83,3 +88,48 @@ async def test_an_idle_keep_alive_connection_is_closed_by_the_server(server: Bou
     # Hypercorn's keep-alive timeout is 5 s: an idle connection must not stay open for ever.
     r = await raw_http(server.http_port, "TRACE /api/v1/auth/register HTTP/1.1\r\nHost: x\r\n\r\n", wait=10)
     assert r.status == 405 and r.closed, r
+
+
+# ---- item 7: every entry path takes the one entry rule ---------------------------------------
+
+
+async def test_a_banned_member_cannot_join_again(
+    http: httpx.AsyncClient, live: Live, ctx: AppContext
+) -> None:
+    owner, _ = await live.user("bouncer")
+    member, member_id = await live.user("rowdy")
+    stranger, stranger_id = await live.user("passerby")
+    room = await live.room(owner)
+    joined = await http.post(f"/api/v1/rooms/{room['id']}/join", headers=bearer(member))
+    assert joined.json() == {"room_id": room["id"], "role": "member"}
+    async with live.connect(room["id"], owner) as mod:
+        for target in (member_id, stranger_id):
+            reply, _ = await mod.request("mod.ban", {"user_id": target, "reason": "spam"})
+            assert reply["ok"], reply
+
+    for token in (member, stranger):  # a member before the ban, and someone who never was
+        r = await http.post(f"/api/v1/rooms/{room['id']}/join", headers=bearer(token))
+        assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden", r.text
+    # The socket door says the same.
+    with pytest.raises(ConnectionRejected) as rejected:
+        async with open_websocket_url(live.url(room["id"], member)):
+            pass
+    assert rejected.value.status_code == 403
+
+    admin, _ = await admin_auth(ctx)
+    banned, banned_id = await live.user("sitebanned")
+    r = await http.post(f"/api/v1/admin/users/{banned_id}/ban", json={"reason": "spam"}, headers=admin)
+    assert r.status_code == 200, r.text
+    r = await http.post(f"/api/v1/rooms/{room['id']}/join", headers=bearer(banned))
+    assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden", r.text
+
+
+async def test_a_site_admin_does_not_join_a_private_room_by_looking(
+    http: httpx.AsyncClient, live: Live, ctx: AppContext
+) -> None:
+    owner, _ = await live.user("keeper")
+    private = await live.room(owner, type="private")
+    admin, _ = await admin_auth(ctx)
+    assert (await http.get(f"/api/v1/rooms/{private['id']}", headers=admin)).status_code == 200
+    r = await http.post(f"/api/v1/rooms/{private['id']}/join", headers=admin)
+    assert r.status_code == 403, r.text
