@@ -20,10 +20,14 @@ from storage.notifications import create_notifications
 from storage.refs import TRACK_COLUMNS, track
 
 _SLUG_CHARS = re.compile(r"[^a-z0-9]+")
+# Paths beside /api/v1/rooms/:idOrSlug: a room with one of these slugs could not be read by it.
+RESERVED_SLUGS = frozenset({"me", "mine", "discover", "trending"})
 
 
 def slugify(name: str) -> str:
     slug = _SLUG_CHARS.sub("-", name.lower()).strip("-")[:50].strip("-")
+    if slug in RESERVED_SLUGS:
+        return f"room-{slug}"
     return slug if len(slug) >= 2 else f"room-{slug}".strip("-")
 
 
@@ -90,6 +94,8 @@ _ROOM_COLUMNS = (
 async def _insert_room(conn: asyncpg.Connection, owner_id: uuid.UUID, fields: dict[str, Any]) -> Record:
     slug = fields.pop("slug", None)
     explicit = slug is not None
+    if slug in RESERVED_SLUGS:
+        raise Conflict("that slug names another path; choose another", field="slug")
     slug = slug or slugify(fields["name"])
     for attempt in range(5):
         candidate = slug if attempt == 0 else f"{slug[:50]}-{secrets.token_hex(3)}"
@@ -436,6 +442,15 @@ class Rooms:
             limit + 1,
         )
         return [{**_request_dict(r), "_key": (micros(r["created_at"]), str(r["id"]))} for r in rows]
+
+    async def pending_request_id(self, room_id: uuid.UUID, user_id: uuid.UUID) -> uuid.UUID | None:
+        """The id of the user's pending request to join the room, if there is one."""
+        found: uuid.UUID | None = await self._db.fetchval(
+            "SELECT id FROM room_join_requests WHERE room_id = $1 AND user_id = $2 AND status = 'pending'",
+            room_id,
+            user_id,
+        )
+        return found
 
     async def decide_request(
         self, room_id: uuid.UUID, request_id: uuid.UUID, by: uuid.UUID, approve: bool, reason: str | None

@@ -95,8 +95,14 @@ class _DocumentedErrors(OpenAPIProvider):
     def build_paths(self, rule: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         paths, components = super().build_paths(rule)
         errors, error_components = super().build_response_object(ErrorOut, None)
+        # One view served at a second path (an alias) gets its own endpoint name, and from it its
+        # own operationId: quart-schema names operations after the function, twice the same.
+        endpoint = rule.endpoint.rsplit(".", 1)[-1]
+        aliased = endpoint != self._app.view_functions[rule.endpoint].__name__
         for operations in paths.values():
-            for operation in operations.values():
+            for method, operation in operations.items():
+                if aliased:
+                    operation["operationId"] = f"{method}_{endpoint}"
                 # String keys throughout: quart-schema's are ints, and the document's keys get sorted.
                 responses = {str(status): response for status, response in operation["responses"].items()}
                 operation["responses"] = {**responses, "4XX": responses.get("4XX", errors)}
@@ -195,7 +201,8 @@ def install_error_handlers(app: Quart) -> None:
         body: dict[str, Any] = {"code": code, "message": message}
         allowed = sorted(error.valid_methods or []) if isinstance(error, MethodNotAllowed) else []
         if allowed:
-            body["message"] = f"{request.method[:32]} is not allowed on this path (allowed: {', '.join(allowed)})"
+            method = request.method[:32]
+            body["message"] = f"{method} is not allowed on this path (allowed: {', '.join(allowed)})"
             body["details"] = {"allowed": allowed}
         response = jsonify({"error": body})
         response.status_code = status

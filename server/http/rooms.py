@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -84,7 +85,7 @@ def _room_page(rows: list[dict[str, Any]], limit: int) -> dict[str, Any]:
     return result
 
 
-@blueprint.get("/mine")
+@blueprint.get("/me")
 @needs_token
 @validate_querystring(PageQuery)
 @validate_response(RoomPage, 200)
@@ -95,6 +96,17 @@ async def my_rooms(query_args: PageQuery) -> dict[str, Any]:
         limit=query_args.limit, after=time_id_after(query_args.cursor), member=principal.user_id
     )
     return _room_page(rows, query_args.limit)
+
+
+def _also_at(rule: str, endpoint: str, view: Callable[..., Any], method: str) -> None:
+    """Serve ``view`` at a second path too (the seed's paths are the first; these came before).
+
+    Its own endpoint name gives it its own operationId in the OpenAPI.
+    """
+    blueprint.add_url_rule(rule, endpoint, view, methods=[method])
+
+
+_also_at("/mine", "my_rooms_mine", my_rooms, "GET")
 
 
 @blueprint.get("/discover")
@@ -239,7 +251,7 @@ async def invite(room_id: str, data: InviteBody) -> tuple[dict[str, Any], int]:
     return {"room_id": str(rid), "user_id": str(data.user_id), "role": "member"}, 201
 
 
-@blueprint.post("/<room_id>/requests")
+@blueprint.post("/<room_id>/join-request")
 @needs_token
 @validate_request(JoinRequestBody)
 @validate_response(JoinRequestOut, 201)
@@ -258,6 +270,9 @@ async def request_to_join(room_id: str, data: JoinRequestBody) -> tuple[dict[str
     request, notes = await rooms.request_to_join(rid, principal.user_id, data.message)
     tell(notes)
     return request, 201
+
+
+_also_at("/<room_id>/requests", "request_to_join_requests", request_to_join, "POST")
 
 
 @blueprint.get("/<room_id>/requests")
@@ -289,12 +304,48 @@ async def deny_request(room_id: str, request_id: str, data: DenyBody) -> dict[st
     return await _decide(room_id, request_id, approve=False, reason=data.reason)
 
 
+@blueprint.post("/<room_id>/approve-join/<user_id>")
+@needs_token
+@validate_response(JoinRequestOut, 200)
+async def approve_join(room_id: str, user_id: str) -> dict[str, Any]:
+    """Approve the user's pending request: they become a member."""
+    return await _decide_for_user(room_id, user_id, approve=True, reason=None)
+
+
+@blueprint.post("/<room_id>/deny-join/<user_id>")
+@needs_token
+@validate_request(DenyBody)
+@validate_response(JoinRequestOut, 200)
+async def deny_join(room_id: str, user_id: str, data: DenyBody) -> dict[str, Any]:
+    """Deny the user's pending request, with an optional reason."""
+    return await _decide_for_user(room_id, user_id, approve=False, reason=data.reason)
+
+
+async def _decide_for_user(
+    room_id: str, user_id: str, *, approve: bool, reason: str | None
+) -> dict[str, Any]:
+    principal = require_principal()
+    rid = _room_id(room_id)
+    await require_room_mod(rid, principal)
+    asker = path_uuid(user_id, "user_id", "pending request")
+    request_id = await app_context().rooms.pending_request_id(rid, asker)
+    if request_id is None:
+        raise NotFound("that user has no pending request to join", field="user_id")
+    return await _decided(rid, request_id, principal.user_id, approve, reason)
+
+
 async def _decide(room_id: str, request_id: str, *, approve: bool, reason: str | None) -> dict[str, Any]:
     principal = require_principal()
     rid = _room_id(room_id)
     await require_room_mod(rid, principal)
     req = path_uuid(request_id, "request_id", "request")
-    decided = await app_context().rooms.decide_request(rid, req, principal.user_id, approve, reason)
+    return await _decided(rid, req, principal.user_id, approve, reason)
+
+
+async def _decided(
+    rid: uuid.UUID, req: uuid.UUID, by: uuid.UUID, approve: bool, reason: str | None
+) -> dict[str, Any]:
+    decided = await app_context().rooms.decide_request(rid, req, by, approve, reason)
     if decided is None:
         raise NotFound("no pending request with that id", field="request_id")
     tell(decided[1])
