@@ -582,18 +582,15 @@ class Rooms:
         rows = await self._db.run(_load_messages, room_id, ids)
         return {str(r["id"]): {**message_state(r), "at_us": micros(r["created_at"])} for r in rows}
 
-    async def messages_page(
-        self, room_id: uuid.UUID, limit: int, before: tuple[datetime, uuid.UUID] | None
-    ) -> list[dict[str, Any]]:
-        """Up to ``limit + 1`` live messages, newest first, strictly older than ``before``."""
+    async def messages_page(self, room_id: uuid.UUID, limit: int, before: int | None) -> list[dict[str, Any]]:
+        """Up to ``limit + 1`` live messages, newest first by the room's seq (the order everyone
+        saw them live; one batch shares a timestamp), with seq below ``before``."""
         rows = await self._db.fetch(
             """SELECT m.id FROM messages m
-               WHERE m.room_id = $1 AND m.deleted_at IS NULL
-                 AND ($2::timestamptz IS NULL OR (m.created_at, m.id) < ($2, $3))
-               ORDER BY m.created_at DESC, m.id DESC LIMIT $4""",
+               WHERE m.room_id = $1 AND m.deleted_at IS NULL AND ($2::bigint IS NULL OR m.seq < $2)
+               ORDER BY m.seq DESC LIMIT $3""",
             room_id,
-            before[0] if before else None,
-            before[1] if before else None,
+            before,
             limit + 1,
         )
         ids = [r["id"] for r in rows]

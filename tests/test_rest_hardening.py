@@ -3,18 +3,27 @@ what a response may show, over real sockets against a real server."""
 
 from __future__ import annotations
 
+import itertools
 import json
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, replace
 
 import httpx
 import pytest
 import trio
 from trio_websocket import ConnectionRejected, open_websocket_url
 
+from server.config import Settings
 from server.context import AppContext
 from server.runtime import Bound
-from tests.live_client import Live
+from tests.live_client import Client, Live, history, is_event
 from tests.test_reports import admin_auth, bearer
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """Chat bursts faster than a person types (the history test needs many messages at once)."""
+    return replace(settings, chat_rate=1000, ops_per_second=1000)
 
 
 @dataclass
@@ -133,3 +142,45 @@ async def test_a_site_admin_does_not_join_a_private_room_by_looking(
     assert (await http.get(f"/api/v1/rooms/{private['id']}", headers=admin)).status_code == 200
     r = await http.post(f"/api/v1/rooms/{private['id']}/join", headers=admin)
     assert r.status_code == 403, r.text
+
+
+# ---- item 5: chat history in the order everyone saw it live ---------------------------------
+
+
+async def test_history_follows_the_rooms_seq_when_a_batch_shares_a_timestamp(
+    http: httpx.AsyncClient, live: Live
+) -> None:
+    owner, _ = await live.user("host")
+    room = await live.room(owner)
+    talkers = [owner] + [(await live.user(f"talker{i}"))[0] for i in range(3)]
+    per_socket = 25
+    total = per_socket * len(talkers)
+
+    async def burst(sock: Client, n: int) -> None:
+        for k in range(per_socket):  # back to back, no waiting for replies: they share batches
+            await sock.send("chat.send", {"text": f"{n}-{k}"})
+
+    async with (
+        live.connect(room["id"]) as listener,
+        live.connect(room["id"], talkers[0]) as a,
+        live.connect(room["id"], talkers[1]) as b,
+        live.connect(room["id"], talkers[2]) as c,
+        live.connect(room["id"], talkers[3]) as d,
+    ):
+        async with trio.open_nursery() as nursery:
+            for n, sock in enumerate((a, b, c, d)):
+                nursery.start_soon(burst, sock, n)
+        seen: list[dict[str, object]] = []
+        while len(seen) < total:
+            message, _ = await listener.until(is_event("chat.message"))
+            seen.append(message)
+
+    live_order = [m["data"]["id"] for m in seen]  # type: ignore[index]
+    assert [m["seq"] for m in seen] == sorted(m["seq"] for m in seen)  # type: ignore[type-var]
+    stored = await history(http, room["id"], limit=7)  # small pages: the cursor follows seq too
+    assert [m["id"] for m in stored] == live_order[::-1]
+    seqs = [m["seq"] for m in stored]
+    assert all(newer > older for newer, older in itertools.pairwise(seqs))
+    # What made the old order (created_at, id) wrong: messages of one moment share a timestamp.
+    shared = sum(n - 1 for n in Counter(m["at"] for m in stored).values())
+    assert shared > 0, "the burst should put several messages on one timestamp"

@@ -37,7 +37,7 @@ from protocol.rooms import (
 from server.http.errors import NoContent, documents, no_content
 from server.http.notifications import tell
 from server.http.pagination import LimitQuery, PageQuery, keyed_page, page
-from server.http.params import path_uuid, time_id_after
+from server.http.params import cursor_key, path_uuid, row_id, time_id_after
 from server.http.principal import app_context, optional_principal, require_principal
 from server.http.room_ops import run_op
 from server.http.rooms_access import require_room_mod, visible_room
@@ -392,12 +392,13 @@ async def delete_room(room_id: str) -> Response:
 @validate_querystring(PageQuery)
 @validate_response(MessagePage, 200)
 async def room_messages(room_id: str, query_args: PageQuery) -> dict[str, Any]:
-    """Chat history, newest first, with replies (``parent_id``) and reaction counts."""
+    """Chat history, newest first in the room's ``seq`` (the order it was seen live), with replies
+    (``parent_id``) and reaction counts."""
     rid = _room_id(room_id)
     await visible_room(rid, optional_principal())
-    before = time_id_after(query_args.cursor)
-    rows = await app_context().rooms.messages_page(rid, query_args.limit, before)
-    items, next_cursor = page(rows, query_args.limit, lambda m: (m["at_us"], m["id"]))
+    before = cursor_key(query_args.cursor, row_id)
+    rows = await app_context().rooms.messages_page(rid, query_args.limit, before[0] if before else None)
+    items, next_cursor = page(rows, query_args.limit, lambda m: (m["seq"],))
     return {"items": [_message_out(m) for m in items], "next_cursor": next_cursor}
 
 
