@@ -10,6 +10,7 @@ and the actor keeps deciding while a batch commits.
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import time
@@ -62,16 +63,43 @@ class ActorConfig:
 
 
 class Reply:
-    """Where a REST caller waits for its op's reply, given once its events have committed."""
+    """Where a REST caller waits for its op's reply, given once its events have committed.
 
-    def __init__(self) -> None:
+    ``view`` picks what the caller will show of the room: it is taken right after the op's own
+    events are applied (what later requests do is not in it) and handed over only with the reply,
+    after the commit. The actor's live state runs ahead of the journal, so reading it after the
+    reply could show what a crash would undo, or another request's effects.
+    """
+
+    def __init__(self, view: Callable[[RoomState], Any] | None = None) -> None:
         self._done = trio.Event()
         self._data: dict[str, Any] = {}
         self._error: ProtocolError | None = None
+        self._view = view
+        self._seen: Any = None
+        self._view_failed: Exception | None = None
 
     @property
     def given(self) -> bool:
         return self._done.is_set()
+
+    @property
+    def seen(self) -> Any:
+        """What ``view`` took of the room at the op (None before the reply, or without a view)."""
+        if not self.given or self._error is not None:
+            return None
+        if self._view_failed is not None:
+            raise RuntimeError("the reply's view of the room failed") from self._view_failed
+        return self._seen
+
+    def _see(self, state: RoomState) -> None:
+        if self._view is None:
+            return
+        try:
+            self._seen = copy.deepcopy(self._view(state))  # a copy: the state moves on
+        except Exception as error:  # a bug in one caller's view must not stop the room
+            log.exception("a reply's view of the room failed")
+            self._view_failed = error
 
     def _give(self, data: dict[str, Any] | None, error: ProtocolError | None) -> None:
         self._data, self._error = data or {}, error
@@ -335,6 +363,7 @@ class RoomActor:
         elif request.conn is not None and decision.reply is not None and request.ref is not None:
             outcome.reply = (request.conn, reply_message(request.ref, decision.reply))
         if request.reply is not None:
+            request.reply._see(self.state)
             outcome.answer = (request.reply, decision.reply, None)
         await self._out_send.send(outcome)
 

@@ -5,17 +5,22 @@ from __future__ import annotations
 
 import itertools
 import json
+import uuid
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import httpx
 import pytest
 import trio
 from trio_websocket import ConnectionRejected, open_websocket_url
 
+from protocol.events import Event
 from server.config import Settings
 from server.context import AppContext
 from server.runtime import Bound
+from storage.database import Database
+from storage.journal import JournalWriter, Ticket
 from tests.live_client import Client, Live, history, is_event
 from tests.test_reports import admin_auth, bearer
 
@@ -184,3 +189,95 @@ async def test_history_follows_the_rooms_seq_when_a_batch_shares_a_timestamp(
     # What made the old order (created_at, id) wrong: messages of one moment share a timestamp.
     shared = sum(n - 1 for n in Counter(m["at"] for m in stored).values())
     assert shared > 0, "the burst should put several messages on one timestamp"
+
+
+# ---- item 6: a REST response shows its own op's committed result -----------------------------
+
+
+@dataclass
+class _Held:
+    """A room.updated whose journal submission is held back: decided and applied by the actor,
+    not yet handed to the journal (so not committed: a crash now would undo it)."""
+
+    submitted: trio.Event = field(default_factory=trio.Event)
+    release: trio.Event = field(default_factory=trio.Event)
+
+
+class _HeldTicket:
+    """The actor's ticket for a held submission: settles once released and really committed."""
+
+    def __init__(self) -> None:
+        self.handed = trio.Event()
+        self.real: Ticket | None = None
+
+    @property
+    def settled(self) -> bool:
+        return self.real is not None and self.real.settled
+
+    async def wait(self) -> None:
+        await self.handed.wait()
+        assert self.real is not None
+        await self.real.wait()
+
+    def results_for(self, room_id: str, seq: int) -> list[Any]:
+        return self.real.results_for(room_id, seq) if self.real is not None else []
+
+    def notes_for(self, room_id: str, seq: int) -> list[tuple[str, dict[str, Any]]]:
+        return self.real.notes_for(room_id, seq) if self.real is not None else []
+
+
+async def test_a_response_shows_its_own_op_and_nothing_uncommitted(
+    http: httpx.AsyncClient, live: Live, db: Database, nursery: trio.Nursery, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    owner, _ = await live.user("steward")
+    room = await live.room(owner, description="before")
+    held = {"first": _Held(), "second": _Held()}
+    submit = JournalWriter.submit
+
+    def holding_submit(writer: JournalWriter, room_id: str, events: list[Event], snapshot: Any = None) -> Any:
+        marks = [e.data["room"].get("description") for e in events if e.name == "room.updated"]
+        gate = held.get(marks[-1]) if marks else None
+        if gate is None:
+            return submit(writer, room_id, events, snapshot)
+        ticket = _HeldTicket()
+
+        async def hand_over() -> None:
+            await gate.release.wait()
+            ticket.real = submit(writer, room_id, events, snapshot)
+            ticket.handed.set()
+
+        nursery.start_soon(hand_over)
+        gate.submitted.set()
+        return ticket
+
+    monkeypatch.setattr(JournalWriter, "submit", holding_submit)
+    responses: dict[str, httpx.Response] = {}
+    answered = {name: trio.Event() for name in held}
+
+    async def patch(description: str) -> None:
+        responses[description] = await http.patch(
+            f"/api/v1/rooms/{room['id']}", json={"description": description}, headers=bearer(owner)
+        )
+        answered[description].set()
+
+    async def stored() -> str:
+        value: str = await db.fetchval("SELECT description FROM rooms WHERE id = $1", uuid.UUID(room["id"]))
+        return value
+
+    with trio.fail_after(10):
+        nursery.start_soon(patch, "first")
+        await held["first"].submitted.wait()  # the first update is applied, its commit pending
+        nursery.start_soon(patch, "second")
+        await held["second"].submitted.wait()  # the second is applied on top, not committed
+        held["first"].release.set()
+        await answered["first"].wait()
+        # The first update committed and answered while the second is still only in memory:
+        # its response shows its own result, not the second's (which a crash would undo).
+        assert await stored() == "first"
+        assert responses["first"].status_code == 200, responses["first"].text
+        assert responses["first"].json()["description"] == "first"
+        held["second"].release.set()
+        await answered["second"].wait()
+    assert responses["second"].json()["description"] == "second"
+    assert await stored() == "second"
+    assert (await http.get(f"/api/v1/rooms/{room['id']}")).json()["description"] == "second"

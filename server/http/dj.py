@@ -8,13 +8,14 @@ socket in the room has seen them live.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel
 from quart import Blueprint, Response
 from quart_schema import security_scheme_blueprint, validate_request, validate_response
 
-from actors.room_actor import RoomActor
+from actors.room_state import RoomState
 from protocol.dj import (
     QueueAddBody,
     QueueAddedOut,
@@ -33,7 +34,7 @@ from protocol.ops import ItemRefData, NoData, QueueAddData, SessionStartData, Vo
 from server.http.errors import NoContent, documents, no_content
 from server.http.params import path_uuid
 from server.http.principal import app_context, require_principal
-from server.http.room_ops import live_actor, run_op
+from server.http.room_ops import live_actor, read_committed, run_op, run_op_showing
 from server.http.rooms_access import visible_room
 
 blueprint = Blueprint("dj", __name__, url_prefix="/api/v1")
@@ -44,9 +45,35 @@ def _uuid(raw: str, field: str) -> uuid.UUID:
     return path_uuid(raw, field, field.removesuffix("_id"))
 
 
-def _session_of(actor: RoomActor) -> dict[str, Any] | None:
-    session = actor.state.session
+# Views of the room a response shows: taken by the actor at the op (or the read), handed over
+# once committed (``run_op_showing``, ``read_committed``), never read from the live state after.
+
+
+def _session_of(state: RoomState) -> dict[str, Any] | None:
+    session = state.session
     return session.wire() if session is not None else None
+
+
+def _rotation(state: RoomState) -> dict[str, Any]:
+    session = state.session
+    return session.rotation_wire() if session is not None else {"djs": [], "active": None}
+
+
+def _queue(state: RoomState) -> list[dict[str, Any]]:
+    session = state.session
+    return [item.wire() for item in session.play_order()] if session is not None else []
+
+
+def _votes_on(item_id: str) -> Callable[[RoomState], dict[str, Any]]:
+    def view(state: RoomState) -> dict[str, Any]:
+        session = state.session
+        playing = session.now_playing if session is not None else None
+        if playing is not None and playing.item.item_id == item_id:
+            return {"item_id": item_id, **playing.votes()}
+        found = session.find_item(item_id) if session is not None else None
+        return {"item_id": item_id, **(found[1].tally() if found else {"up": 0, "down": 0}), "skip": 0}
+
+    return view
 
 
 async def _session_room(session_id: str) -> uuid.UUID:
@@ -64,9 +91,8 @@ async def _session_room(session_id: str) -> uuid.UUID:
 
 async def _live_session_room(session_id: str) -> uuid.UUID:
     room_id = await _session_room(session_id)
-    actor = await live_actor(str(room_id))
-    session = actor.state.session
-    if session is None or session.session_id != session_id:
+    session = await read_committed(await live_actor(str(room_id)), _session_of)
+    if session is None or session["session_id"] != session_id:
         raise NotFound("that session has ended", field="session_id")
     return room_id
 
@@ -76,12 +102,13 @@ async def _live_session_room(session_id: str) -> uuid.UUID:
 @validate_response(SessionStartedOut, 201)
 async def start(room_id: str, data: StartSessionBody) -> tuple[dict[str, Any], int]:
     """Start a DJ session in the room (owner or moderators; one session at a time)."""
-    actor, reply = await run_op(
+    reply, session = await run_op_showing(
         _uuid(room_id, "room_id"),
         "session.start",
         SessionStartData(mode=data.mode, skip_ratio=data.skip_ratio),
+        _session_of,
     )
-    return {"session_id": reply["session_id"], "session": _session_of(actor)}, 201
+    return {"session_id": reply["session_id"], "session": session}, 201
 
 
 @blueprint.post("/rooms/<room_id>/dj/stop")
@@ -99,7 +126,7 @@ async def current(room_id: str) -> dict[str, Any]:
     rid = _uuid(room_id, "room_id")
     principal = require_principal()
     await visible_room(rid, principal)
-    session = _session_of(await live_actor(str(rid)))
+    session = await read_committed(await live_actor(str(rid)), _session_of)
     if session is None:
         raise NotFound("no DJ session is running in this room")
     return session
@@ -114,11 +141,19 @@ async def session_details(session_id: str) -> dict[str, Any]:
     await visible_room(room_id, require_principal())
     registry = app_context().registry
     actor = registry.with_session(session_id) if registry is not None else None
+    state = await read_committed(actor, _session_of) if actor is not None else None
+    if state is not None and state["session_id"] != session_id:
+        state = None
+    # Read after the live state: if the session ended since, the row says so.
     row = await app_context().db.fetchrow(
         "SELECT room_id, mode, started_by, started_at, ended_at, end_reason FROM dj_sessions WHERE id = $1",
         uuid.UUID(session_id),
     )
-    details: dict[str, Any] = {"session_id": session_id, "room_id": str(room_id), "live": actor is not None}
+    if row is not None and row["ended_at"] is not None:
+        state = None
+    details: dict[str, Any] = {"session_id": session_id, "room_id": str(room_id), "live": state is not None}
+    if state is not None:
+        details["state"] = state
     if row is not None:
         details.update(
             mode=row["mode"],
@@ -127,8 +162,6 @@ async def session_details(session_id: str) -> dict[str, Any]:
             ended_at=row["ended_at"].isoformat() if row["ended_at"] else None,
             end_reason=row["end_reason"],
         )
-    if actor is not None:
-        details["state"] = _session_of(actor)
     return details
 
 
@@ -136,32 +169,26 @@ async def session_details(session_id: str) -> dict[str, Any]:
 @validate_response(RotationOut, 200)
 async def rotation_join(session_id: str) -> dict[str, Any]:
     """Join the DJ rotation (fan mode)."""
-    actor, _ = await run_op(await _live_session_room(session_id), "dj.join", NoData())
-    return _rotation(actor)
+    _, rotation = await run_op_showing(await _live_session_room(session_id), "dj.join", NoData(), _rotation)
+    return rotation
 
 
 @blueprint.delete("/dj/sessions/<session_id>/rotation/leave")
 @validate_response(RotationOut, 200)
 async def rotation_leave(session_id: str) -> dict[str, Any]:
     """Leave the DJ rotation."""
-    actor, _ = await run_op(await _live_session_room(session_id), "dj.leave", NoData())
-    return _rotation(actor)
+    _, rotation = await run_op_showing(await _live_session_room(session_id), "dj.leave", NoData(), _rotation)
+    return rotation
 
 
 @blueprint.post("/dj/sessions/<session_id>/rotation/advance")
 @validate_response(SessionOut, 200)
 async def rotation_advance(session_id: str) -> dict[str, Any]:
     """End the playing track now (a moderator or the playing DJ); the next turn starts."""
-    actor, _ = await run_op(await _live_session_room(session_id), "mod.skip", NoData())
-    session = _session_of(actor)
+    _, session = await run_op_showing(await _live_session_room(session_id), "mod.skip", NoData(), _session_of)
     if session is None:
         raise NotFound("that session has ended", field="session_id")
     return session
-
-
-def _rotation(actor: RoomActor) -> dict[str, Any]:
-    session = actor.state.session
-    return session.rotation_wire() if session is not None else {"djs": [], "active": None}
 
 
 @blueprint.post("/dj/sessions/<session_id>/queue")
@@ -169,10 +196,13 @@ def _rotation(actor: RoomActor) -> dict[str, Any]:
 @validate_response(QueueAddedOut, 201)
 async def queue_add(session_id: str, data: QueueAddBody) -> tuple[dict[str, Any], int]:
     """Queue a track (fan mode: your own queue, as a DJ in the rotation)."""
-    actor, reply = await run_op(
-        await _live_session_room(session_id), "queue.add", QueueAddData.model_construct(track=data.track)
+    reply, queue = await run_op_showing(
+        await _live_session_room(session_id),
+        "queue.add",
+        QueueAddData.model_construct(track=data.track),
+        _queue,
     )
-    return {"item_id": reply["item_id"], "queue": _queue(actor)}, 201
+    return {"item_id": reply["item_id"], "queue": queue}, 201
 
 
 @blueprint.get("/dj/sessions/<session_id>/queue")
@@ -180,7 +210,7 @@ async def queue_add(session_id: str, data: QueueAddBody) -> tuple[dict[str, Any]
 async def queue_get(session_id: str) -> dict[str, Any]:
     room_id = await _live_session_room(session_id)
     await visible_room(room_id, require_principal())
-    return {"session_id": session_id, "queue": _queue(await live_actor(str(room_id)))}
+    return {"session_id": session_id, "queue": await read_committed(await live_actor(str(room_id)), _queue)}
 
 
 @blueprint.delete("/dj/sessions/<session_id>/queue/<item_id>")
@@ -190,11 +220,6 @@ async def queue_remove(session_id: str, item_id: str) -> Response:
     data = ItemRefData(item_id=_uuid(item_id, "item_id"))
     await run_op(await _live_session_room(session_id), "queue.remove", data)
     return no_content()
-
-
-def _queue(actor: RoomActor) -> list[dict[str, Any]]:
-    session = actor.state.session
-    return [item.wire() for item in session.play_order()] if session is not None else []
 
 
 @blueprint.post("/dj/queue/<item_id>/vote")
@@ -210,10 +235,6 @@ async def vote(item_id: str, data: VoteBody) -> dict[str, Any]:
     op_data: BaseModel = (
         ItemRefData(item_id=item) if data.value == "skip" else VoteData(item_id=item, value=data.value)
     )
-    await run_op(uuid.UUID(actor.room_id), "vote.skip" if data.value == "skip" else "vote", op_data)
-    session = actor.state.session
-    playing = session.now_playing if session is not None else None
-    if playing is not None and playing.item.item_id == str(item):
-        return {"item_id": str(item), **playing.votes()}
-    found = session.find_item(str(item)) if session is not None else None
-    return {"item_id": str(item), **(found[1].tally() if found else {"up": 0, "down": 0}), "skip": 0}
+    op = "vote.skip" if data.value == "skip" else "vote"
+    _, votes = await run_op_showing(uuid.UUID(actor.room_id), op, op_data, _votes_on(str(item)))
+    return votes

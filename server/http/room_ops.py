@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from actors.commands import Op
+from actors.commands import Op, Tick
 from actors.room_actor import Reply, Request, RoomActor
-from actors.room_state import Connection
+from actors.room_state import Connection, RoomState
 from protocol.errors import NotFound, ServiceUnavailable
 from server.auth import Principal
 from server.http.principal import app_context, require_principal
 from server.http.rooms_access import visible_room
 from server.live.prepare import prepare
+
+T = TypeVar("T")
 
 
 async def _caller(room: dict[str, Any], principal: Principal) -> Connection:
@@ -36,16 +39,53 @@ async def live_actor(room_id: str) -> RoomActor:
     return actor
 
 
-async def run_op(
-    room_id: uuid.UUID, op: str, data: BaseModel, principal: Principal | None = None
-) -> tuple[RoomActor, dict[str, Any]]:
-    """Send ``op`` to the room's actor as the caller (or ``principal``); its reply data once committed."""
+async def _send(
+    room_id: uuid.UUID,
+    op: str,
+    data: BaseModel,
+    principal: Principal | None,
+    view: Callable[[RoomState], Any] | None,
+) -> Reply:
     principal = principal or require_principal()
     room = await visible_room(room_id, principal)
     caller = await _caller(room, principal)
     actor = await live_actor(room["id"])
     new_id, context = await prepare(app_context().rooms, actor, room_id, op, data)
-    reply = Reply()
+    reply = Reply(view)
     command = Op(0, op, data, new_id, context, caller=caller)
     await actor.send(Request(command, reply=reply, rate_key=caller.user_id))
-    return actor, await reply.wait()
+    await reply.wait()
+    return reply
+
+
+async def run_op(
+    room_id: uuid.UUID, op: str, data: BaseModel, principal: Principal | None = None
+) -> dict[str, Any]:
+    """Send ``op`` to the room's actor as the caller (or ``principal``); its reply data once committed."""
+    return await (await _send(room_id, op, data, principal, None)).wait()
+
+
+async def run_op_showing(
+    room_id: uuid.UUID, op: str, data: BaseModel, view: Callable[[RoomState], T]
+) -> tuple[dict[str, Any], T]:
+    """``run_op``, and what ``view`` took of the room right after the op's own events.
+
+    A response shows that, never the actor's state after the reply: the state runs ahead of the
+    journal (what later requests did, not yet committed), so it could show what a crash undoes.
+    """
+    reply = await _send(room_id, op, data, None, view)
+    seen: T = reply.seen
+    return await reply.wait(), seen
+
+
+async def read_committed(actor: RoomActor, view: Callable[[RoomState], T]) -> T:
+    """What ``view`` takes of the room once everything the actor decided before it has committed.
+
+    The read goes through the actor's inbox as a clock tick: it is taken after the requests ahead
+    of it and handed over after their commits, so a read never shows what a crash could undo.
+    """
+    reply = Reply(view)
+    await actor.send(Request(Tick(), reply=reply))
+    await reply.wait()
+    seen: T = reply.seen
+    return seen

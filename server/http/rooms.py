@@ -10,6 +10,7 @@ from typing import Any
 from quart import Blueprint, Response
 from quart_schema import security_scheme, validate_querystring, validate_request, validate_response
 
+from actors.room_state import RoomState
 from protocol.errors import Conflict, Forbidden, NotFound
 from protocol.ops import NoData, PinTrackData
 from protocol.rooms import (
@@ -39,7 +40,7 @@ from server.http.notifications import tell
 from server.http.pagination import LimitQuery, PageQuery, keyed_page, page
 from server.http.params import cursor_key, path_uuid, row_id, time_id_after
 from server.http.principal import app_context, optional_principal, require_principal
-from server.http.room_ops import run_op
+from server.http.room_ops import run_op, run_op_showing
 from server.http.rooms_access import require_room_mod, visible_room
 from storage.rooms import is_private
 
@@ -57,6 +58,11 @@ def _room_id(raw: str) -> uuid.UUID:
 def _with_listeners(room: dict[str, Any]) -> dict[str, Any]:
     registry = app_context().registry
     return {**room, "listeners": registry.listeners(room["id"]) if registry is not None else 0}
+
+
+def _room_now(state: RoomState) -> dict[str, Any]:
+    """The room as an op left it (a reply's view: see ``run_op_showing``)."""
+    return {**state.room_wire(), "listeners": len(state.presence)}
 
 
 @blueprint.post("")
@@ -150,8 +156,8 @@ async def trending(query_args: LimitQuery) -> dict[str, Any]:
 @validate_response(RoomOut, 200)
 async def pin_track(room_id: str, data: PinTrackData) -> dict[str, Any]:
     """A moderator pins a track (or ``null`` to unpin); sockets see ``room.updated``."""
-    actor, _ = await run_op(_room_id(room_id), "room.pin_track", data)
-    return _with_listeners(actor.state.room_wire())
+    _, room = await run_op_showing(_room_id(room_id), "room.pin_track", data, _room_now)
+    return room
 
 
 @blueprint.post("/<room_id>/join")
@@ -232,8 +238,10 @@ async def transfer(room_id: str, data: TransferBody) -> dict[str, Any]:
         raise Conflict("that user already owns the room", field="user_id")
     if not await app_context().rooms.swap_owner(rid, old_owner, data.user_id):
         raise NotFound("the new owner must be a member of the room", field="user_id")
-    actor, _ = await run_op(rid, "room.transfer", OwnerChange(new_owner_id=str(data.user_id)))
-    return _with_listeners(actor.state.room_wire())
+    _, room = await run_op_showing(
+        rid, "room.transfer", OwnerChange(new_owner_id=str(data.user_id)), _room_now
+    )
+    return room
 
 
 @blueprint.post("/<room_id>/invite")
@@ -374,8 +382,8 @@ async def get_room(room_id: str) -> dict[str, Any]:
 async def update_room(room_id: str, data: UpdateRoomBody) -> dict[str, Any]:
     """The owner changes the room's settings; every socket in it sees ``room.updated``."""
     rid = _room_id(room_id)
-    actor, _ = await run_op(rid, "room.update", data)
-    return _with_listeners(actor.state.room_wire())
+    _, room = await run_op_showing(rid, "room.update", data, _room_now)
+    return room
 
 
 @blueprint.delete("/<room_id>")
