@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import math
+import os
 import secrets
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import jwt
+import trio
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from protocol.errors import Unauthorized
+from protocol.errors import RateLimited, Unauthorized
+
+T = TypeVar("T")
 
 ROLES = frozenset({"user", "artist", "admin", "super_admin"})
 ADMIN_ROLES = frozenset({"admin", "super_admin"})
@@ -38,6 +44,50 @@ def password_needs_rehash(password_hash: str) -> bool:
 # A hash of a random password, verified when a login names nobody, so that
 # unknown users and wrong passwords take the same time.
 DUMMY_HASH = hash_password(secrets.token_urlsafe(16))
+
+
+def usable_cores() -> int:
+    """The CPUs this process may run on (its affinity mask, where the OS has one)."""
+    affinity = getattr(os, "sched_getaffinity", None)
+    return len(affinity(0)) if affinity is not None else os.cpu_count() or 1
+
+
+class PasswordHashing:
+    """Argon2 off the event loop, at most ``slots`` at once (each takes 64 MiB and its lanes' threads).
+
+    A caller waits at most ``wait_s`` for a slot, then gets RateLimited: a flood of sign-ins
+    queues briefly and is turned away, instead of holding a thread and 64 MiB per request.
+    """
+
+    def __init__(self, slots: int, wait_s: float = 5.0) -> None:
+        self.slots = slots
+        self.wait_s = wait_s
+        self._limiter = trio.CapacityLimiter(slots)
+        # The threads are limited by the slots; trio's default thread limiter must not add its own.
+        self._threads = trio.CapacityLimiter(math.inf)
+
+    @property
+    def in_use(self) -> int:
+        return int(self._limiter.borrowed_tokens)
+
+    async def hash(self, password: str) -> str:
+        return await self._run(lambda: hash_password(password))
+
+    async def verify(self, password_hash: str, password: str) -> bool:
+        return await self._run(lambda: verify_password(password_hash, password))
+
+    async def _run(self, work: Callable[[], T]) -> T:
+        acquired = False
+        with trio.move_on_after(self.wait_s):
+            await self._limiter.acquire()
+            acquired = True
+        if not acquired:
+            raise RateLimited("too many sign-ins in progress, try again shortly", retry_after_ms=1000)
+        try:
+            # Not abandoned on cancel: the slot stays taken until the thread's hash is done.
+            return await trio.to_thread.run_sync(work, limiter=self._threads)
+        finally:
+            self._limiter.release()
 
 
 def load_or_create_secret(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -52,6 +53,33 @@ def _parse_positive_int(name: str, raw: str) -> int:
     return value
 
 
+def _parse_count(name: str, raw: str) -> int:
+    """A whole number where 0 means off."""
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number (0: off), got {raw!r}") from None
+    if value < 0:
+        raise ConfigError(f"{name} must not be negative (0: off), got {value}")
+    return value
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _parse_networks(name: str, raw: str) -> tuple[Network, ...]:
+    """Comma-separated IP addresses or CIDR blocks (``10.0.0.0/8, ::1``); empty means none."""
+    networks: list[Network] = []
+    for part in (p.strip() for p in raw.split(",")):
+        if not part:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(part, strict=False))
+        except ValueError:
+            raise ConfigError(f"{name} must list IP addresses or CIDR blocks, got {part!r}") from None
+    return tuple(networks)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the process reads from outside at start-up."""
@@ -78,6 +106,12 @@ class Settings:
     coalesce_ms: float = 5.0
     outbox_limit_bytes: int = 1 << 20
     max_frame_bytes: int = 64 * 1024
+    # Failed logins per account per minute before a lockout that doubles each time (0: off).
+    login_fails_per_min: int = 5
+    # Login and sign-up attempts per client address per minute (0: off).
+    auth_per_min_per_addr: int = 20
+    # Proxies whose X-Forwarded-For names the client; with none, the socket's peer is the client.
+    trusted_proxies: tuple[Network, ...] = ()
 
 
 # env var -> (field name, parser)
@@ -102,6 +136,9 @@ _ENV: dict[str, tuple[str, Any]] = {
     "SEDA_INVALID_FRAME_WINDOW_S": ("invalid_frame_window_s", _parse_positive_float),
     "SEDA_COALESCE_MS": ("coalesce_ms", _parse_positive_float),
     "SEDA_OUTBOX_LIMIT_BYTES": ("outbox_limit_bytes", _parse_positive_int),
+    "SEDA_LOGIN_FAILS_PER_MIN": ("login_fails_per_min", _parse_count),
+    "SEDA_AUTH_PER_MIN_PER_ADDR": ("auth_per_min_per_addr", _parse_count),
+    "SEDA_TRUSTED_PROXIES": ("trusted_proxies", _parse_networks),
 }
 
 # Names of the settings a flag may override (``--http-port`` for ``SEDA_HTTP_PORT``).

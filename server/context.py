@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 from actors.registry import RoomRegistry
 from actors.room_actor import ActorConfig
-from server.auth import TokenIssuer, load_or_create_secret
+from server.auth import PasswordHashing, TokenIssuer, load_or_create_secret, usable_cores
+from server.auth_limits import AuthLimits
 from server.config import Settings
 from server.live.user_sockets import UserSockets
 from server.metrics import Metrics
@@ -58,6 +59,8 @@ class AppContext:
     recommendations: Recommendations
     sanctions: Sanctions
     reports: Reports
+    passwords: PasswordHashing
+    auth_limits: AuthLimits
     registry: RoomRegistry | None = None  # set while the live side runs
     user_sockets: UserSockets | None = None  # set while the live side runs
 
@@ -91,6 +94,11 @@ class AppContext:
             recommendations=Recommendations(db),
             sanctions=sanctions,
             reports=Reports(db, sanctions),
+            passwords=PasswordHashing(slots=usable_cores()),
+            auth_limits=AuthLimits(
+                fails_per_min=settings.login_fails_per_min,
+                per_min_per_addr=settings.auth_per_min_per_addr,
+            ),
         )
 
     def actor_config(self) -> ActorConfig:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import trio
 from quart import Blueprint
 from quart_schema import security_scheme, validate_request, validate_response
 
 from protocol.accounts import LoginBody, RegisterBody, TokenOut, UserOut
 from protocol.errors import Unauthorized
-from server.auth import DUMMY_HASH, hash_password, password_needs_rehash, verify_password
-from server.http.principal import app_context, require_principal
+from server.auth import DUMMY_HASH, password_needs_rehash
+from server.http.principal import app_context, request_client_address, require_principal
 from storage.users import User
 
 blueprint = Blueprint("accounts", __name__, url_prefix="/api/v1")
@@ -31,12 +30,14 @@ def _token_body(user: User) -> dict[str, Any]:
 @validate_request(RegisterBody)
 @validate_response(TokenOut, 201)
 async def register(data: RegisterBody) -> tuple[dict[str, Any], int]:
-    """Create an account; 409 naming the field if the username or email is taken."""
-    # Argon2 is deliberately slow: hash off the event loop so other requests keep moving.
-    password_hash = await trio.to_thread.run_sync(hash_password, data.password)
-    user = await app_context().users.create(
-        email=data.email, username=data.username, password_hash=password_hash
-    )
+    """Create an account; 409 naming the field if the username or email is taken.
+
+    429 with Retry-After past the sign-in attempts allowed per client address.
+    """
+    ctx = app_context()
+    ctx.auth_limits.attempt_from(request_client_address())
+    password_hash = await ctx.passwords.hash(data.password)
+    user = await ctx.users.create(email=data.email, username=data.username, password_hash=password_hash)
     return _token_body(user), 201
 
 
@@ -44,17 +45,32 @@ async def register(data: RegisterBody) -> tuple[dict[str, Any], int]:
 @validate_request(LoginBody)
 @validate_response(TokenOut, 200)
 async def login(data: LoginBody) -> dict[str, Any]:
-    """Exchange a username or email and a password for a token; 401 if either is wrong."""
-    users = app_context().users
-    found = await users.credentials(data.login)
+    """Exchange a username or email and a password for a token; 401 if either is wrong.
+
+    429 with Retry-After past the sign-in attempts allowed per client address, or while the
+    account is locked out after failed logins (a successful login clears its failures).
+    """
+    ctx = app_context()
+    limits = ctx.auth_limits
+    limits.attempt_from(request_client_address())
+    found = await ctx.users.credentials(data.login)
+    # Unknown logins are limited the same way, so a 429 does not tell who has an account.
+    account = str(found[0].id) if found else "login:" + data.login.strip().lower()
+    limits.login_attempt(account)
     stored_hash = found[1] if found else DUMMY_HASH
-    ok = await trio.to_thread.run_sync(verify_password, stored_hash, data.password)
+    try:
+        ok = await ctx.passwords.verify(stored_hash, data.password)
+    except BaseException:
+        limits.login_abandoned(account)
+        raise
     if found is None or not ok:
+        limits.login_failed(account)
         raise Unauthorized("wrong username/email or password", field="password")
+    limits.login_succeeded(account)
     user, _ = found
-    app_context().sanctions.refuse_if_banned(str(user.id))
+    ctx.sanctions.refuse_if_banned(str(user.id))
     if password_needs_rehash(stored_hash):
-        await users.update_password_hash(user.id, await trio.to_thread.run_sync(hash_password, data.password))
+        await ctx.users.update_password_hash(user.id, await ctx.passwords.hash(data.password))
     return _token_body(user)
 
 

@@ -6,12 +6,22 @@ from quart import current_app, request
 
 from protocol.errors import Forbidden, Unauthorized
 from server.auth import Principal
+from server.auth_limits import client_address
 from server.context import AppContext
 
 
 def app_context() -> AppContext:
     ctx: AppContext = current_app.extensions["seda"]
     return ctx
+
+
+def request_client_address() -> str:
+    """The caller's address: the socket's peer, or what declared proxies say in X-Forwarded-For."""
+    return client_address(
+        request.remote_addr,
+        request.headers.getlist("X-Forwarded-For"),
+        app_context().settings.trusted_proxies,
+    )
 
 
 def bearer_token(header: str | None) -> str | None:
