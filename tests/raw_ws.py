@@ -156,7 +156,7 @@ class RawWs:
             self._buffer += chunk
         return True
 
-    async def recv_frame(self, timeout: float = 10) -> Frame | None:
+    async def recv_frame(self, timeout: float = 5) -> Frame | None:
         """The next whole server frame, or None at the end of the stream."""
         with trio.fail_after(timeout):
             if not await self._fill(2):
@@ -178,7 +178,7 @@ class RawWs:
             del self._buffer[: at + size]
             return Frame(bool(first & 0x80), first & 0x0F, payload)
 
-    async def recv_data(self, timeout: float = 10) -> Frame:
+    async def recv_data(self, timeout: float = 5) -> Frame:
         """The next data frame (text or binary), answering nothing; fails on a close or the end."""
         while True:
             frame = await self.recv_frame(timeout)

@@ -802,6 +802,19 @@ async def test_arbitrary_json_frames_are_bad_requests_and_the_socket_stays_open(
     await attacker.close()
     await assert_unharmed(world)
     failures.assert_none()
+    await refused_in_bulk(world, "json", json_with(nested_json(10_000, "array"), "data"))
+
+
+async def refused_in_bulk(world: World, encoding: str, payload: bytes, count: int = 100) -> None:
+    """``count`` copies of a refused frame, over fresh sockets as the invalid-frame limit needs:
+    each refused, and what they took given back."""
+    attacker = Attacker(world, encoding)
+    frame = data_frame(payload, encoding)
+    with memory_watch(slack_bytes=1 << 20):
+        for _ in range(count):
+            await attacker.expect_bad_request(frame, refs=(None, REF), field=None, what="bulk")
+        await attacker.close()
+    await assert_unharmed(world)
 
 
 def parses_as_json(text: str) -> bool:
@@ -983,6 +996,7 @@ async def test_arbitrary_msgpack_frames_are_bad_requests_and_the_socket_stays_op
     await attacker.close()
     await assert_unharmed(world)
     failures.assert_none()
+    await refused_in_bulk(world, "msgpack", msgpack_with(nested_msgpack(10_000, "map"), "data"))
 
 
 # ---- 3. the other encoding's frame type ------------------------------------------------------
