@@ -15,7 +15,7 @@ from protocol.errors import ProtocolError
 from server.auth import ROLES, hash_password
 from server.config import FLAG_ENV_NAMES, ConfigError, Settings, flag_for, load_settings
 from server.runtime import open_postgres, serve
-from storage.embedded import DataDirBusy
+from storage.embedded import DataDirBusy, EmbeddedPostgresError
 from storage.migrations import migrate
 from storage.users import Users
 
@@ -65,8 +65,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("pgserver", "hypercorn.error"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger("hypercorn.error").setLevel(logging.WARNING)
+    try:
+        return _run(args)
+    except BaseExceptionGroup as group:
+        # The embedded Postgres starts inside the run's nurseries: its refusal comes wrapped.
+        failure = _sole(group)
+        if not isinstance(failure, EmbeddedPostgresError):
+            raise
+        print(f"seda: {failure}", file=sys.stderr)
+        return 2
+
+
+def _sole(error: BaseException) -> BaseException:
+    """The one exception inside nested groups of one (or the group itself)."""
+    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+        error = error.exceptions[0]
+    return error
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         settings = _settings(args)
         if args.command == "serve":
@@ -80,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"seda: {exc}", file=sys.stderr)
                 return 2
             trio.run(_create_user, settings, body, args.role)
-    except (ConfigError, DataDirBusy) as exc:
+    except (ConfigError, DataDirBusy, EmbeddedPostgresError) as exc:
         print(f"seda: {exc}", file=sys.stderr)
         return 2
     except ProtocolError as exc:

@@ -6,7 +6,7 @@ import logging
 import signal
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import ExitStack, asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
 
@@ -23,7 +23,7 @@ from server.http.app import create_app
 from server.live.gateway import GatewayLimits, LiveGateway
 from server.live.user_sockets import UserSockets
 from storage.database import Database, open_database
-from storage.embedded import EmbeddedPostgres, lock_data_dir
+from storage.embedded import DataDirBusy, EmbeddedPostgres, lock_data_dir
 from storage.journal import JournalWriter
 from storage.migrations import migrate
 
@@ -37,26 +37,43 @@ class Bound:
 
 
 @asynccontextmanager
-async def open_postgres(settings: Settings) -> AsyncIterator[Database]:
+async def open_postgres(settings: Settings, *, data_dir_locked: bool = False) -> AsyncIterator[Database]:
     """The configured database, or the embedded one in the data dir; a pool open on it.
 
-    Needs a running trio-asyncio loop. The embedded server is stopped on exit
-    unless another process of ours still uses it.
+    Needs a running trio-asyncio loop. The holder of the data-dir lock owns the embedded
+    server: it starts it (stopping what an earlier run left) and stops it on exit. The
+    caller passes ``data_dir_locked`` when it holds the lock; otherwise the lock is taken
+    here, and if a running server of ours holds it, that server's Postgres is used as is.
     """
-    embedded: EmbeddedPostgres | None = None
     dsn = settings.database_url
-    if dsn is None:
-        embedded = EmbeddedPostgres(settings.data_dir, fsync=settings.pg_fsync)
-        log.info("starting embedded postgres in %s", embedded.pgdata)
-        dsn = await trio.to_thread.run_sync(embedded.start)
-    else:
+    if dsn is not None:
         log.info("using DATABASE_URL")
-    try:
         async with open_database(dsn, max_size=settings.db_pool_size) as db:
             yield db
-    finally:
-        if embedded is not None:
-            log.info("stopping embedded postgres")
+        return
+    with ExitStack() as lock:
+        if not data_dir_locked:
+            try:
+                lock.enter_context(lock_data_dir(settings.data_dir))
+            except DataDirBusy:
+                log.info("a seda server holds %s: using its postgres", settings.data_dir)
+                dsn = await trio.to_thread.run_sync(EmbeddedPostgres.running_dsn, settings.data_dir)
+        if dsn is not None:
+            async with open_database(dsn, max_size=settings.db_pool_size) as db:
+                yield db
+            return
+        embedded = EmbeddedPostgres(settings.data_dir, fsync=settings.pg_fsync)
+        log.info("starting embedded postgres in %s", embedded.pgdata)
+        try:
+            await trio.to_thread.run_sync(embedded.prepare)
+            embedded.spawn()  # from the main thread: the postmaster is told to quit when we die
+            await trio.to_thread.run_sync(embedded.wait_ready)
+            log.info("embedded postgres ready")
+            async with open_database(embedded.dsn, max_size=settings.db_pool_size) as db:
+                yield db
+        finally:
+            if embedded.pid is not None:
+                log.info("stopping embedded postgres")
             with trio.CancelScope(shield=True):
                 await trio.to_thread.run_sync(embedded.stop)
 
@@ -75,7 +92,7 @@ async def serve(
                 return
 
         with lock_data_dir(settings.data_dir):
-            async with trio_asyncio.open_loop(), open_postgres(settings) as db:
+            async with trio_asyncio.open_loop(), open_postgres(settings, data_dir_locked=True) as db:
                 applied = await migrate(db)
                 log.info("migrations: %s", f"applied {applied}" if applied else "up to date")
                 secret = load_or_create_secret(settings.jwt_secret, settings.data_dir)

@@ -18,13 +18,15 @@ TEMPLATE = "seda_template"
 
 
 class PgCluster:
-    """A throwaway cluster with fsync off (tests only; crash tests start their own)."""
+    """A throwaway cluster with fsync off (tests only; crash tests run ``seda serve``, fsync on)."""
 
     def __init__(self, root: Path) -> None:
         self.embedded = EmbeddedPostgres(root, fsync=False)
         self.dsn = ""
 
     def start(self) -> None:
+        # From the worker's main thread: the postmaster is our child and quits when this worker
+        # dies, however it dies, so a killed test run leaves no cluster behind.
         self.dsn = self.embedded.start()
         trio_asyncio.run(self._make_template)
 
