@@ -27,6 +27,7 @@ log = logging.getLogger("seda.live")
 
 _ids = itertools.count(1)
 CLOSE_GRACE_S = 2.0
+CLOSE_TOO_LARGE = 1009
 
 
 def next_conn_id() -> int:
@@ -49,6 +50,7 @@ class LiveConnection:
         sanctions: Sanctions,
         invalid_limit: int,
         invalid_window_s: float,
+        max_frame_bytes: int,
     ) -> None:
         self.conn_id = conn_id
         self.encoding = encoding
@@ -61,6 +63,7 @@ class LiveConnection:
         self._invalid: deque[float] = deque()
         self._invalid_limit = invalid_limit
         self._invalid_window_s = invalid_window_s
+        self._max_frame_bytes = max_frame_bytes
         self._close: tuple[int, str] | None = None
         self._reading: trio.CancelScope | None = None
         outbox.on_dead = self._lost
@@ -91,10 +94,16 @@ class LiveConnection:
         outbox losing the client) cancels the read, and the close handshake runs here.
         """
         try:
-            with trio.CancelScope() as self._reading:
-                if self._close is not None or self._outbox.dead:
-                    self._reading.cancel()
-                await self._read(actor)
+            try:
+                with trio.CancelScope() as self._reading:
+                    if self._close is not None or self._outbox.dead:
+                        self._reading.cancel()
+                    await self._read(actor)
+            except Exception:  # a fault of ours in serving this socket: it closes, nothing else does
+                log.exception(
+                    "live socket %s failed (room %s, user %s)", self.conn_id, self.room_id, self.user_id
+                )
+                self.close(CLOSE_INTERNAL, "internal error")
             if self._close is not None:
                 with trio.move_on_after(CLOSE_GRACE_S):
                     await self._ws.aclose(*self._close)
@@ -116,6 +125,9 @@ class LiveConnection:
             try:
                 payload = await self._ws.get_message()
             except ConnectionClosed:
+                return
+            if self._too_large(payload):
+                self.close(CLOSE_TOO_LARGE, "frame too large")
                 return
             ref = None
             try:
@@ -157,6 +169,13 @@ class LiveConnection:
 
     def _reply_error(self, ref: int | None, error: ProtocolError) -> None:
         self.send_frame(encode_frame(error_message(ref, error), self.encoding))
+
+    def _too_large(self, payload: str | bytes) -> bool:
+        """Over the frame limit in bytes. trio-websocket refuses (1009) a message over the limit
+        as it arrives, but counts a text message in characters, which may be 4 bytes each."""
+        if isinstance(payload, bytes) or len(payload) * 4 <= self._max_frame_bytes:
+            return False  # bytes were counted already; or too few characters to be over
+        return len(payload.encode()) > self._max_frame_bytes
 
     def _count_invalid(self) -> bool:
         """Record an invalid frame; True once more than the limit came within the window."""

@@ -9,16 +9,16 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
 import trio
-from trio_websocket import WebSocketRequest, wrap_server_stream
+from trio_websocket import WebSocketConnection, WebSocketRequest, wrap_server_stream
 
 from actors.commands import Join
 from actors.registry import RoomRegistry
-from actors.room_actor import MAX_REPLAY, Request, RoomActor
+from actors.room_actor import CLOSE_GOING_AWAY, CLOSE_INTERNAL, MAX_REPLAY, Request, RoomActor
 from protocol.codec import Encoding
 from protocol.errors import BadRequest, Forbidden, NotFound, ProtocolError, Unauthorized
 from server.auth import Principal, TokenIssuer
 from server.live.connection import LiveConnection, next_conn_id
-from server.live.outbox import OutboxStream
+from server.live.outbox import CLOSE_FLUSH_S, OutboxStream
 from server.live.user_sockets import UserSockets
 from server.metrics import Metrics
 from storage.rooms import Rooms, is_private
@@ -50,6 +50,36 @@ class GatewayLimits:
     outbox_limit_bytes: int = 1 << 20
     invalid_frame_limit: int = 20
     invalid_frame_window_s: float = 10.0
+
+
+@dataclass
+class _Client:
+    """Who a socket is, as far as the gateway knows yet (for the log)."""
+
+    room_id: uuid.UUID | None = None
+    user_id: str | None = None
+
+
+# Codes that are never sent in a Close frame (RFC 6455 7.4.1): nothing to answer with.
+_UNSENDABLE = frozenset({1005, 1006, 1015})
+
+
+async def _refuse(request: WebSocketRequest, status: int, body: bytes = b"") -> None:
+    with trio.move_on_after(HANDSHAKE_TIMEOUT_S):
+        await request.reject(status, body=body)
+
+
+def _close_to_say(ws: WebSocketConnection) -> tuple[int, str] | None:
+    """What to send when the stream is closed without a Close frame. trio-websocket does that
+    when wsproto fails the connection (1007 invalid UTF-8, 1002 protocol error), and the client
+    is owed that code (RFC 6455 7.1.7); nothing if the client just went; 1001 if the server is
+    stopping under the socket (its task cancelled)."""
+    reason = ws.closed
+    if reason is None:
+        return CLOSE_GOING_AWAY, "server shutting down"
+    if reason.code in _UNSENDABLE:
+        return None
+    return reason.code, reason.reason or ""
 
 
 def _token_of(request: WebSocketRequest, query: dict[str, list[str]]) -> str | None:
@@ -106,22 +136,41 @@ class LiveGateway:
             await self._all_closed.wait()
 
     async def _handle(self, stream: trio.SocketStream) -> None:
+        """Serve one TCP connection. Nothing that goes wrong in it leaves it: an unexpected error
+        closes this socket (1011 once it is a WebSocket), is logged with its room and user, and
+        the gateway, its other sockets and the REST API go on."""
         self._open += 1
         self._all_closed = trio.Event()
         outbox: OutboxStream | None = None
+        client = _Client()
         try:
             async with trio.open_nursery() as nursery:
                 outbox = OutboxStream(stream, nursery, limit=self._limits.outbox_limit_bytes)
-                await self._session(nursery, outbox)
+                try:
+                    await self._session(nursery, outbox, client)
+                except Exception:
+                    log.exception("live socket failed (room %s, user %s)", client.room_id, client.user_id)
+                    outbox.say_close(CLOSE_INTERNAL, "internal error")
+                # A Close frame on its way (our own, or the answer to the client's) goes out
+                # before the socket does.
+                with trio.move_on_after(CLOSE_FLUSH_S):
+                    await outbox.wait_close_sent()
                 nursery.cancel_scope.cancel()
+        except* Exception:  # a task of this socket failed: trio-websocket's reader, a drain
+            log.exception("live socket failed (room %s, user %s)", client.room_id, client.user_id)
+            if outbox is not None:
+                outbox.say_close(CLOSE_INTERNAL, "internal error")
         finally:
             with trio.CancelScope(shield=True):
-                await (outbox or stream).aclose()
+                try:
+                    await (outbox or stream).aclose()
+                except Exception:
+                    log.exception("closing a live socket failed")
             self._open -= 1
             if self._open == 0:
                 self._all_closed.set()
 
-    async def _session(self, nursery: trio.Nursery, outbox: OutboxStream) -> None:
+    async def _session(self, nursery: trio.Nursery, outbox: OutboxStream, client: _Client) -> None:
         request: WebSocketRequest | None = None
         with trio.move_on_after(HANDSHAKE_TIMEOUT_S):
             request = await wrap_server_stream(nursery, outbox, max_message_size=self._limits.max_frame_bytes)
@@ -129,19 +178,21 @@ class LiveGateway:
             return
         try:
             admission = await self._admit(request)
+            client.room_id, client.user_id = admission.room_id, admission.user_id
             actor = await self._registry.get(str(admission.room_id))
         except ProtocolError as error:
-            body = json.dumps({"error": error.to_body()}).encode()
-            with trio.move_on_after(HANDSHAKE_TIMEOUT_S):
-                await request.reject(error.http_status, body=body)
+            await _refuse(request, error.http_status, json.dumps({"error": error.to_body()}).encode())
+            return
+        except Exception:
+            log.exception("admitting a live socket failed (room %s, user %s)", client.room_id, client.user_id)
+            await _refuse(request, 500)
             return
         if actor is None or not self._accepting:
-            status = 503 if actor is not None or self._registry.closing else 404
-            with trio.move_on_after(HANDSHAKE_TIMEOUT_S):
-                await request.reject(status)
+            await _refuse(request, 503 if actor is not None or self._registry.closing else 404)
             return
         encoding, subprotocol = Encoding.negotiate(request.proposed_subprotocols)
         ws = await request.accept(subprotocol=subprotocol)
+        outbox.unsent_close = lambda: _close_to_say(ws)
         conn_id = next_conn_id()
         conn = LiveConnection(
             ws,
@@ -154,6 +205,7 @@ class LiveGateway:
             sanctions=self._sanctions,
             invalid_limit=self._limits.invalid_frame_limit,
             invalid_window_s=self._limits.invalid_frame_window_s,
+            max_frame_bytes=self._limits.max_frame_bytes,
         )
         self._metrics.live_connections.inc()
         try:

@@ -6,11 +6,18 @@ ping/pong and close; broadcasts are pre-built frames written with
 what it refused. Frames never interleave because both paths share the outbox.
 A drain task runs only while the kernel is refusing bytes, so an idle socket
 costs no task of its own.
+
+A Close frame does not wait behind the queue: it goes right after the frame
+being written (the rest of the queue is dropped, the peer is leaving), nothing
+is written after it, and if the peer takes nothing for ``CLOSE_FLUSH_S`` the
+socket is given up. trio-websocket's other frames (pongs) are queued without
+being waited for, so its reader keeps reading and always sees a client's Close.
 """
 
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import struct
 from collections import deque
@@ -18,12 +25,40 @@ from collections.abc import Callable
 
 import trio
 
+log = logging.getLogger("seda.live")
+
 CLOSE_TOO_SLOW = 4009
+CLOSE_FLUSH_S = 2.0  # how long a Close frame may wait for the peer to take it
+_OP_CLOSE = 0x8
+_UPGRADED = b"HTTP/1.1 101 "  # the handshake's answer when it accepts: frames follow
 
 
 def close_frame(code: int, reason: str) -> bytes:
-    payload = struct.pack("!H", code) + reason.encode()[:120]
+    # At most 123 bytes of payload (RFC 6455 5.5), cut on a character boundary.
+    text = reason.encode()[:120].decode(errors="ignore").encode()
+    payload = struct.pack("!H", code) + text
     return struct.pack("!BB", 0x88, len(payload)) + payload
+
+
+def frame_end(data: memoryview, offset: int) -> int:
+    """The first frame boundary at or after ``offset`` in ``data`` (whole frames from byte 0);
+    the end of ``data`` if what is there does not parse as frames."""
+    at = 0
+    while at < offset:
+        if at + 2 > len(data):
+            return len(data)
+        size = data[at + 1] & 0x7F
+        header = 2
+        if size == 126 and at + 4 <= len(data):
+            (size,) = struct.unpack_from("!H", data, at + 2)
+            header = 4
+        elif size == 127 and at + 10 <= len(data):
+            (size,) = struct.unpack_from("!Q", data, at + 2)
+            header = 10
+        if data[at + 1] & 0x80:
+            header += 4  # a mask (server frames have none)
+        at += header + size
+    return min(at, len(data))
 
 
 class OutboxStream(trio.abc.HalfCloseableStream):
@@ -32,16 +67,25 @@ class OutboxStream(trio.abc.HalfCloseableStream):
         self._nursery = nursery
         self._fd = stream.socket.fileno()
         self._limit = limit
+        # Writes the kernel refused, in order; the first is sent up to _head_sent. After the
+        # upgrade every chunk starts at a frame boundary, so the frame in flight can be found.
         self._chunks: deque[memoryview] = deque()
-        self._queued = 0
+        self._head_sent = 0
+        self._queued = 0  # bytes not yet sent
         self._draining = False
         self._drained: trio.Event | None = None  # made only when someone waits for a drain
         self._closed = False
         self.broken = False
         self.overflowed = False
+        self.upgraded = False  # the handshake accepted: every byte from now on is a frame
+        self.close_queued = False  # a Close frame is on its way: nothing goes after it
         self._direct = True  # write straight to the kernel: nothing queued, socket healthy
         # Called once when the client is lost to us (write error or overflow); its connection then ends.
         self.on_dead: Callable[[], None] | None = None
+        # Asked when the stream is closed after the upgrade without a Close frame sent: the code
+        # and reason to send (trio-websocket fails a connection on a protocol error, e.g. 1007
+        # for invalid UTF-8, by closing the stream), or None to send nothing.
+        self.unsent_close: Callable[[], tuple[int, str] | None] | None = None
 
     @property
     def dead(self) -> bool:
@@ -52,7 +96,7 @@ class OutboxStream(trio.abc.HalfCloseableStream):
         return self._queued
 
     def write_now(self, data: bytes) -> bool:
-        """Queue ``data`` (whole frames) without blocking; False if the socket is gone or overflowed."""
+        """Queue ``data`` (whole frames) without blocking; False if the socket is gone or closing."""
         if self._direct:  # the hot path: open, healthy, nothing queued ahead
             try:
                 written = os.write(self._fd, data)
@@ -65,26 +109,33 @@ class OutboxStream(trio.abc.HalfCloseableStream):
                 written = 0
             if written == len(data):
                 return True
-            return self._queue(memoryview(data)[written:])
-        if self._closed or self.broken or self.overflowed:
+            return self._queue(memoryview(data), written)
+        if self._closed or self.broken or self.overflowed or self.close_queued:
             return False
         return self._queue(memoryview(data))
 
-    def _queue(self, view: memoryview) -> bool:
+    def _queue(self, view: memoryview, sent: int = 0) -> bool:
         """Keep what the kernel refused, in order, and make sure a drain task will write it."""
         self._direct = False
+        if not self._chunks:
+            self._head_sent = sent
         self._chunks.append(view)
-        self._queued += len(view)
+        self._queued += len(view) - sent
+        if not self._start_drain():
+            self._break()
+            return False
+        if self._queued > self._limit:
+            self._overflow()
+        return not self.overflowed
+
+    def _start_drain(self) -> bool:
         if not self._draining:
             try:
                 self._nursery.start_soon(self._drain)
             except RuntimeError:  # the socket's nursery is closing: it is on its way out
-                self._break()
                 return False
             self._draining = True
-        if self._queued > self._limit:
-            self._overflow()
-        return not self.overflowed
+        return True
 
     def _try_write(self, view: memoryview) -> int:
         if self.broken:
@@ -99,37 +150,92 @@ class OutboxStream(trio.abc.HalfCloseableStream):
             self._break()
             return 0
 
+    def _write_queued(self) -> None:
+        """Write from the head of the queue until the kernel refuses or nothing is left."""
+        while self._chunks and not self.broken:
+            head = self._chunks[0]
+            written = self._try_write(head[self._head_sent :])
+            if written == 0:
+                return
+            self._queued -= written
+            self._head_sent += written
+            if self._head_sent == len(head):
+                self._chunks.popleft()
+                self._head_sent = 0
+
     def _settled(self) -> None:
         """Nothing is queued any more (sent, or dropped with the socket)."""
         if self._drained is not None:
             self._drained.set()
             self._drained = None
 
+    def _clear(self) -> None:
+        self._chunks.clear()
+        self._head_sent = 0
+        self._queued = 0
+
     def _break(self) -> None:
         first = not self.dead
         self.broken = True
         self._direct = False
-        self._chunks.clear()
-        self._queued = 0
+        self._clear()
         self._settled()
         if first and self.on_dead is not None:
             self.on_dead()
 
+    def _drop_unsent(self) -> None:
+        """Drop every queued frame not yet begun; keep the rest of the one half written, so that
+        what follows it parses."""
+        if not self._chunks:
+            return
+        head, sent = self._chunks[0], self._head_sent
+        self._clear()
+        if sent:
+            end = frame_end(head, sent) if self.upgraded else len(head)
+            if end > sent:
+                self._chunks.append(head[:end])
+                self._head_sent = sent
+                self._queued = end - sent
+
+    def _put_close(self, frame: bytes) -> None:
+        """Send ``frame`` (a Close) right after the frame in flight; nothing more after it."""
+        self._drop_unsent()
+        self.close_queued = True
+        self._direct = False
+        view = memoryview(frame)
+        if self._chunks:
+            self._chunks.append(view)
+            self._queued += len(view)
+            if not self._start_drain():
+                self._write_queued()  # the socket is on its way out: what the kernel takes now
+            return
+        written = self._try_write(view)
+        if written < len(view) and not self.broken:
+            self._chunks.append(view)
+            self._head_sent = written
+            self._queued = len(view) - written
+            if not self._start_drain():
+                self._write_queued()
+
     def _overflow(self) -> None:
         """The client stopped reading: drop what it is owed and say 4009 after the frame in flight."""
         self.overflowed = True
-        self._direct = False
-        head = self._chunks[0] if self._chunks else None
-        self._chunks.clear()
-        self._queued = 0
-        if head is not None:
-            self._chunks.append(head)  # the rest of a half-written frame, so the close frame parses
-            self._queued = len(head)
-        tail = memoryview(close_frame(CLOSE_TOO_SLOW, "too slow"))
-        self._chunks.append(tail)
-        self._queued += len(tail)
+        self._put_close(close_frame(CLOSE_TOO_SLOW, "too slow"))
         if self.on_dead is not None:
             self.on_dead()
+
+    def say_close(self, code: int, reason: str) -> None:
+        """Close the WebSocket from our side without trio-websocket (a failure in serving it):
+        a Close frame after the frame in flight, if the upgrade happened and none was sent."""
+        if self.upgraded and not self.close_queued and not self.dead and not self._closed:
+            self._put_close(close_frame(code, reason))
+
+    async def wait_close_sent(self) -> None:
+        """Wait until a queued Close frame has gone to the kernel (or the socket is gone)."""
+        if self.close_queued:
+            await self._wait_drained()
+        else:
+            await trio.lowlevel.checkpoint()
 
     async def _drain(self) -> None:
         """Write what the kernel refused as it takes more; ends when nothing is left."""
@@ -139,38 +245,59 @@ class OutboxStream(trio.abc.HalfCloseableStream):
                     await trio.lowlevel.wait_writable(self._fd)
                 except (trio.ClosedResourceError, OSError):
                     return  # the socket was closed under us
-                while self._chunks and not self.broken:
-                    head = self._chunks[0]
-                    written = self._try_write(head)
-                    if written == 0:
-                        break
-                    self._queued -= written
-                    if written == len(head):
-                        self._chunks.popleft()
-                    else:
-                        self._chunks[0] = head[written:]
+                self._write_queued()
             if not self._chunks and self.overflowed:
                 self._break()  # the 4009 frame is out; nothing more goes to this client
+        except Exception:  # a fault of ours: this client is lost, the server is not
+            log.exception("outbox drain failed on fd %s", self._fd)
+            self._break()
         finally:
             self._draining = False
             if not self._chunks:
-                self._direct = not (self._closed or self.broken or self.overflowed)
+                self._direct = not (self._closed or self.broken or self.overflowed or self.close_queued)
                 self._settled()
 
     async def _wait_drained(self) -> None:
-        if self._chunks and not self.broken and not self._closed:
+        if self._chunks and not self.broken and not self._closed and self._start_drain():
             if self._drained is None:
                 self._drained = trio.Event()
             await self._drained.wait()
         else:
             await trio.lowlevel.checkpoint()
 
+    async def _flush_close(self) -> None:
+        """Wait, at most CLOSE_FLUSH_S, for a queued Close frame to go; give the peer up after."""
+        with trio.move_on_after(CLOSE_FLUSH_S):
+            await self._wait_drained()
+        if self._chunks and not self._closed:
+            self._break()  # it took nothing for that long: it is not reading
+
     # ---- trio.abc.HalfCloseableStream, for trio-websocket ----------------------------
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
         if self._closed:
             raise trio.ClosedResourceError("outbox closed")
-        if not self.write_now(bytes(data)) and (self.broken or self.overflowed):
+        if self.close_queued or self.dead:
+            if not self.dead:
+                await self._flush_close()
+            raise trio.BrokenResourceError("socket closing")
+        frame = bytes(data)
+        if self.upgraded:
+            if frame and frame[0] & 0x0F == _OP_CLOSE:
+                self._put_close(frame)
+                await self._flush_close()
+                if self.broken:
+                    raise trio.BrokenResourceError("socket gone")
+                return
+            # Another control frame (a pong): queued in order, not waited for, so the reader
+            # goes on reading and sees the peer's Close whatever the outbox holds.
+            if not self.write_now(frame):
+                raise trio.BrokenResourceError("socket gone")
+            await trio.lowlevel.checkpoint()
+            return
+        if frame.startswith(_UPGRADED):
+            self.upgraded = True
+        if not self.write_now(frame) and self.dead:
             raise trio.BrokenResourceError("socket gone")
         await self._wait_drained()
         if self.broken:
@@ -189,9 +316,14 @@ class OutboxStream(trio.abc.HalfCloseableStream):
     async def aclose(self) -> None:
         if self._closed:
             return
+        if self.upgraded and not self.close_queued and not self.dead and self.unsent_close is not None:
+            said = self.unsent_close()
+            if said is not None:
+                self._put_close(close_frame(*said))
+                await self._flush_close()
+        self._write_queued()  # last chance, without waiting (a Close frame said on the way out)
         self._closed = True
         self._direct = False
-        self._chunks.clear()
-        self._queued = 0
+        self._clear()
         self._settled()
         await self._stream.aclose()
