@@ -1,17 +1,18 @@
-"""Global search over rooms, artists, playlists, tracks and users (migration 016).
+"""Global search over rooms, artists, playlists, tracks and users (migrations 016 and 018).
 
-A query becomes, once, its trigrams and a few tsqueries: each query word as a prefix
-(``jaz:*``), or as any word of the vocabulary that is trigram-similar to it
-(``kaytranda`` -> ``kaytranada``). Rows are found through their tsvector's GIN index,
-in three tiers, best first:
+A query becomes, once, a few tsqueries: each query word as a prefix (``jaz:*``), or as
+any word of the vocabulary that is trigram-similar to it (pg_trgm's ``%``, through a
+``gin_trgm_ops`` index: ``kaytranda`` -> ``kaytranada``). Rows are found through their
+tsvector's GIN index, in three tiers, best first:
 
 2. every query word is in the name;
 1. every query word is somewhere (tags, genres, description) but not all in the name;
 0. some query word is somewhere (``late nite``: ``nite`` is nowhere, ``late`` is).
 
 Within a tier, a row's score is half ``ts_rank`` of the query's own words (name A above
-tags and genres B above description C) and half the trigram match of its name (how much
-of the query the name holds, and pg_trgm's similarity). ``score = (tier + 0.999 * that) / 3``,
+tags and genres B above description C) and half the trigram match of its name: mostly how
+much of the query the name holds (pg_trgm's ``word_similarity``), partly ``similarity``
+over all. ``score = (tier + 0.999 * that) / 3``,
 so every tier's scores lie above the next one's and a page cursor (score, id) needs no
 tier of its own. Tiers are read one statement at a time, best first, and reading stops
 once the page is full: a common word's best matches are all in its first tier, and the
@@ -57,9 +58,9 @@ def _group(word: str, near: Sequence[str], weight: str = "") -> str:
 
 @dataclass(frozen=True)
 class Query:
-    """A search text, prepared: its trigrams and tsqueries (as tsquery text)."""
+    """A search text, prepared: the text (for the name match) and its tsqueries (as tsquery text)."""
 
-    trigrams: list[str]
+    text: str
     ranked: str  # the query's own words, as prefixes: what ts_rank scores
     all_in_name: str  # every word (or a near word) in the name
     all_words: str  # every word anywhere
@@ -67,13 +68,13 @@ class Query:
     words: int
 
     @classmethod
-    def build(cls, trigrams: list[str], near: dict[str, list[str]]) -> Query | None:
-        """From the query's trigrams and its words with their near words; None without words."""
+    def build(cls, text: str, near: dict[str, list[str]]) -> Query | None:
+        """From the query text and its words with their near words; None without words."""
         if not near:
             return None
         groups = [_group(word, others) for word, others in near.items()]
         return cls(
-            trigrams=trigrams,
+            text=text,
             ranked=" | ".join(_typed(word) for word in near),
             all_in_name=" & ".join(_group(word, others, "A") for word, others in near.items()),
             all_words=" & ".join(groups),
@@ -89,7 +90,7 @@ class _Kind:
     source: str  # FROM, aliased: the rows to score
     hit_id: str
     doc: str  # the tsvector
-    name_match: str  # the trigram match of the name(s), 0..1, against $1
+    name: str  # the name(s) the query's trigrams are matched against
     visible: str  # WHERE: what the viewer may see
     show: str  # the joins that show a hit (``hits.hit_id``), made for the page's rows only
     columns: str  # what they select
@@ -138,7 +139,7 @@ _KINDS: dict[str, _Kind] = {
         source="rooms r",
         hit_id="r.id",
         doc="r.search_doc",
-        name_match="search_name_match($1, r.search_trgm)",
+        name="r.name",
         # Never unlisted; private (by type or visibility) only for the owner and members.
         visible="""r.deleted_at IS NULL AND r.visibility <> 'unlisted'
                    AND ((r.visibility = 'public' AND r.type <> 'private') OR r.owner_id = $9
@@ -153,7 +154,7 @@ _KINDS: dict[str, _Kind] = {
         source="artist_profiles a",
         hit_id="a.user_id",
         doc="a.search_doc",
-        name_match="search_name_match($1, a.search_trgm)",
+        name="a.artist_name",
         visible="TRUE",
         show=f"JOIN artist_profiles a ON a.user_id = hits.hit_id {_USER_OF_HIT}",
         columns=f"a.artist_name, a.verified, {user_ref_columns('u', 'p', 'user_')}",
@@ -164,7 +165,7 @@ _KINDS: dict[str, _Kind] = {
         source="playlists pl",
         hit_id="pl.id",
         doc="pl.search_doc",
-        name_match="search_name_match($1, pl.search_trgm)",
+        name="pl.name",
         # The rule of storage.playlists: public, or the viewer owns or collaborates on it.
         visible="""(pl.is_public OR pl.owner_id = $9
                     OR EXISTS (SELECT 1 FROM playlist_collaborators c
@@ -180,17 +181,17 @@ _KINDS: dict[str, _Kind] = {
         source="track_refs t",
         hit_id="t.id",
         doc="t.search_doc",
-        name_match="search_name_match($1, t.search_trgm)",
+        name="t.title || ' ' || t.artist",
         visible="TRUE",
         show="JOIN track_refs t ON t.id = hits.hit_id",
         columns=TRACK_COLUMNS,
         shape=lambda r: {"track": track(r)},
     ),
     "users": _Kind(
-        source="profiles p",  # username and display name, both (migration 016)
+        source="profiles p",  # username and display name, both (migrations 016, 018)
         hit_id="p.user_id",
         doc="p.search_doc",
-        name_match="search_name_match($1, p.search_trgm)",
+        name="p.search_name",
         visible="TRUE",
         show=_USER_OF_HIT,
         columns=user_ref_columns("u", "p", "user_"),
@@ -201,18 +202,19 @@ _KINDS: dict[str, _Kind] = {
 
 
 def _tier_sql(kind: _Kind) -> str:
-    """One tier of one kind. $1 the query's trigrams, $2 the tier, $3 what the rows match, $4
+    """One tier of one kind. $1 the query text, $2 the tier, $3 what the rows match, $4
     what they do not (the tiers above), $5 and $6 the cursor (score, id) or nulls, $7 the limit,
     $8 the words ts_rank scores, $9 the viewer (kinds seen :attr:`_Kind.by_viewer`). Candidates
     carry only their id and score; only the page's rows are joined to what shows them."""
     doc = kind.doc
     text = f"least(ts_rank({doc}, $8::tsquery), 1)::double precision"
+    name = f"(0.6 * word_similarity($1::text, {kind.name}) + 0.4 * similarity($1::text, {kind.name}))"
     return f"""
         SELECT hits.hit_id, hits.score, {kind.columns}
         FROM (
             SELECT * FROM (
                 SELECT {kind.hit_id} AS hit_id,
-                       ($2::integer + 0.999 * (0.5 * {text} + 0.5 * {kind.name_match})) / 3 AS score
+                       ($2::integer + 0.999 * (0.5 * {text} + 0.5 * {name})) / 3 AS score
                 FROM {kind.source}
                 WHERE {kind.visible} AND {doc} @@ $3::tsquery
                   AND ($4::tsquery IS NULL OR NOT {doc} @@ $4::tsquery)
@@ -240,26 +242,31 @@ def _tiers(kind: _Kind, query: Query) -> list[tuple[int, str, str | None]]:
 # The search's rows are read through indexes and are in memory, so a random page costs about what
 # a sequential one does (with the default 4, the planner scans all rooms to find 1% of them), and
 # a plan is made for each query's own tsqueries (a generic plan would guess their selectivity).
-_PLANNER = "SET LOCAL random_page_cost = 1.1; SET LOCAL plan_cache_mode = force_custom_plan"
+# pg_trgm's % is similarity() >= its threshold, said here rather than left to the server's default.
+_PLANNER = (
+    "SET LOCAL random_page_cost = 1.1; SET LOCAL plan_cache_mode = force_custom_plan; "
+    f"SET LOCAL pg_trgm.similarity_threshold = {NEAR_THRESHOLD}"
+)
 
 
 async def _prepare(conn: asyncpg.Connection, text: str) -> Query | None:
-    """The query's trigrams, and its words (the first MAX_WORDS) with their near words."""
+    """The query's words (the first MAX_WORDS), each with the vocabulary's words most like it."""
     await conn.execute(_PLANNER)
     rows = await conn.fetch(
         """WITH words AS (
                SELECT w FROM unnest(tsvector_to_array(to_tsvector('simple', $1))) AS w LIMIT $2)
-           SELECT w, search_trigrams($1) AS trigrams,
-                  ARRAY(SELECT s.word FROM search_similar_words(w, $3, $4) s WHERE s.word <> w) AS near
+           SELECT w, ARRAY(SELECT s.word FROM search_words s
+                           WHERE s.word % w AND s.word <> w
+                           ORDER BY similarity(s.word, w) DESC, s.word
+                           LIMIT $3) AS near
            FROM words""",
         text,
         MAX_WORDS,
-        NEAR_THRESHOLD,
         NEAR_WORDS,
     )
     if not rows:
         return None
-    return Query.build(list(rows[0]["trigrams"]), {r["w"]: list(r["near"]) for r in rows})
+    return Query.build(text, {r["w"]: list(r["near"]) for r in rows})
 
 
 async def _hits(
@@ -276,7 +283,7 @@ async def _hits(
     for tier, match, exclude in _tiers(kind, query):
         if after is not None and tier / 3 > after[0]:
             continue  # every row of this tier scores above the cursor: served already
-        args: list[Any] = [query.trigrams, tier, match, exclude, *(after or (None, None))]
+        args: list[Any] = [query.text, tier, match, exclude, *(after or (None, None))]
         args += [limit - len(rows), query.ranked]
         if kind.by_viewer:
             args.append(viewer)

@@ -280,3 +280,46 @@ async def test_rows_from_before_the_migration_are_searchable(cluster: PgCluster,
         assert [r["name"] for r in (await Search(db).grouped("late nite", None, 5))["rooms"]] == [
             "Late Night Jazz"
         ]
+
+
+async def test_search_runs_on_pg_trgm_from_migration_018(cluster: PgCluster, aio_loop: None) -> None:
+    """Rows written under 016's hand-made trigrams stay searchable once 018 moves search onto
+    pg_trgm; its functions and columns are gone, and the vocabulary's index serves pg_trgm's %."""
+    before = [m for m in discover() if m.version < 18]
+    async with cluster.fresh_database(template=None) as dsn, open_database(dsn, max_size=2) as db:
+        await migrate(db, before)
+        owner = uuid.uuid4()
+        await db.execute(
+            "INSERT INTO users (id, email, username, password_hash) VALUES ($1, 'k@x.com', 'kaytranada', '')",
+            owner,
+        )
+        await db.execute("INSERT INTO profiles (user_id, display_name) VALUES ($1, 'Louie Celestin')", owner)
+        for slug, name in (("jc", "Jazz Cellar"), ("lnj", "Late Night Jazz")):
+            sql = "INSERT INTO rooms (slug, name, owner_id) VALUES ($1, $2, $3)"
+            await db.execute(sql, slug, name, owner)
+        assert 18 in await migrate(db)
+
+        assert await db.fetchval("SELECT count(*) FROM pg_extension WHERE extname = 'pg_trgm'") == 1
+        assert await db.fetchval("SELECT to_regproc('search_trigrams')") is None
+        assert (
+            await db.fetchval(
+                "SELECT count(*) FROM information_schema.columns WHERE column_name = 'search_trgm'"
+            )
+            == 0
+        )
+        assert await db.fetchval("SELECT search_name FROM profiles WHERE user_id = $1", owner) == (
+            "kaytranada Louie Celestin"
+        )
+        for q in ("kaytranda", "celestn", "louie"):  # a typo of the username, of the display name
+            found = await Search(db).grouped(q, None, 5)
+            assert [u["username"] for u in found["users"]] == ["kaytranada"], q
+        rooms = await Search(db).grouped("jaz", None, 5)
+        assert [r["name"] for r in rooms["rooms"]] == ["Jazz Cellar", "Late Night Jazz"]
+
+        async def plan(sql: str) -> str:
+            async with db.transaction() as conn:
+                for scan in ("seqscan", "indexscan", "indexonlyscan"):  # a few rows: make it choose
+                    await conn.execute(f"SET LOCAL enable_{scan} = off")
+                return "\n".join(r[0] for r in await conn.fetch("EXPLAIN " + sql))
+
+        assert "search_words_trgm_idx" in await plan("SELECT word FROM search_words WHERE word % 'jaz'")
