@@ -28,6 +28,8 @@ def _target(b: EventBuilder, conn: Connection, command: Op, user_id: str) -> str
         raise Forbidden("only the room's owner or moderators may do that")
     if user_id == conn.user_id:
         raise BadRequest("you cannot do that to yourself", field="user_id")
+    if "target_role" in command.context and command.context["target_role"] is None:
+        raise NotFound("no such user", field="user_id")
     check_rank(b.state, conn, user_id, command)
     return user_id
 

@@ -6,7 +6,15 @@ import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictStr,
+    ValidationError,
+    field_validator,
+)
 
 from protocol.errors import BadRequest
 from protocol.text import unstorable_fields
@@ -15,7 +23,21 @@ from protocol.tracks import TrackInput
 MAX_REF = 2**31 - 1
 EMOJIS = ("clap", "fire", "heart", "star", "wave")
 Emoji = Literal["clap", "fire", "heart", "star", "wave"]
-MessageId = Annotated[uuid.UUID, Field(strict=False)]
+
+
+def _uuid_text(value: Any) -> Any:
+    """An id arrives as text in both encodings; bytes or numbers that happen to fit a UUID are refused."""
+    if isinstance(value, uuid.UUID):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("must be a UUID string")  # noqa: TRY004 - pydantic turns only ValueError into a field error
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise ValueError("must be a UUID string") from None
+
+
+MessageId = Annotated[uuid.UUID, BeforeValidator(_uuid_text)]
 
 
 @dataclass(frozen=True)
@@ -52,7 +74,9 @@ def parse_envelope(message: Any) -> Envelope:
 
 
 class _OpData(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    # strict: an ill-typed field ("60" for seconds, true for a ratio, bytes for text) is refused,
+    # never coerced (PROTOCOL.md "Errors"); ints are still accepted where a float is asked for.
+    model_config = ConfigDict(extra="ignore", frozen=True, strict=True)
 
 
 class NoData(_OpData):

@@ -125,7 +125,7 @@ HttpsUrl = Annotated[str, Field(max_length=2048, pattern=r"^https://[^\s]+$")]
 class TrackInput(BaseModel):
     """Either ``provider`` + ``provider_id`` or a ``url``; plus title, artist and duration."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # "1000" is not a duration, bytes not a title
 
     provider: Provider | None = None
     provider_id: str | None = Field(default=None, min_length=1, max_length=255)

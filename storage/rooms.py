@@ -496,6 +496,17 @@ class Rooms:
         decided = await self._db.run(unit)
         return (_request_dict(decided[0]), decided[1]) if decided is not None else None
 
+    async def target_role(self, room_id: uuid.UUID, user_id: uuid.UUID) -> str | None:
+        """The role a moderation op's target has here ("member" when none); None if no such user."""
+        role: str | None = await self._db.fetchval(
+            """SELECT coalesce(m.role, 'member') FROM users u
+               LEFT JOIN room_memberships m ON m.room_id = $1 AND m.user_id = u.id
+               WHERE u.id = $2""",
+            room_id,
+            user_id,
+        )
+        return role
+
     async def role_of(self, room_id: uuid.UUID, user_id: uuid.UUID) -> str | None:
         role: str | None = await self._db.fetchval(
             "SELECT role FROM room_memberships WHERE room_id = $1 AND user_id = $2", room_id, user_id

@@ -68,7 +68,9 @@ async def prepare(
         new_id = str(uuid.uuid4())
         context["track"] = await rooms.upsert_track(data.track.spec())
     elif isinstance(data, UserRefData | MuteData | KickData | BanData):
-        context["target_role"] = await rooms.role_of(room_id, data.user_id) or "member"
+        # None: no such user; the rule refuses it before anything is journaled (the log's and the
+        # bans' foreign keys would otherwise fail the commit and restart the room)
+        context["target_role"] = await rooms.target_role(room_id, data.user_id)
     elif isinstance(data, SessionStartData):
         new_id = str(uuid.uuid4())
     missing = [m for m in wanted if str(m) not in actor.state.messages]
