@@ -284,13 +284,16 @@ def _let_others_through(path: Path) -> None:
 _PR_SET_PDEATHSIG = 1
 
 
-def _quit_with_parent() -> Callable[[], None] | None:
-    """A preexec_fn asking the kernel to SIGQUIT the child when this thread's process dies (Linux).
+def _signalled_when_parent_dies(signum: int, *, while_waited_for: bool = False) -> Callable[[], None] | None:
+    """A preexec_fn asking the kernel to send the child ``signum`` when its parent dies (Linux).
 
-    The signal is tied to the thread that forks, so it is used only from the main thread,
-    which lives as long as the process.
+    The kernel ties the request to the thread that forks: so it is made from the main thread,
+    which lives as long as the process, or (``while_waited_for``) from a thread that waits for
+    the child before it does anything else.
     """
-    if not sys.platform.startswith("linux") or threading.current_thread() is not threading.main_thread():
+    if not sys.platform.startswith("linux"):
+        return None
+    if not while_waited_for and threading.current_thread() is not threading.main_thread():
         return None
     try:
         prctl = ctypes.CDLL(None, use_errno=True).prctl
@@ -299,7 +302,7 @@ def _quit_with_parent() -> Callable[[], None] | None:
     parent = os.getpid()
 
     def preexec() -> None:
-        prctl(_PR_SET_PDEATHSIG, signal.SIGQUIT, 0, 0, 0)
+        prctl(_PR_SET_PDEATHSIG, signum, 0, 0, 0)
         if os.getppid() != parent:  # the parent died before the request took hold
             os.kill(os.getpid(), signal.SIGKILL)
 
@@ -392,7 +395,7 @@ class EmbeddedPostgres:
                 stdout=logfile,
                 stderr=logfile,
                 process_group=0,  # a terminal's Ctrl-C goes to the server, which stops Postgres in turn
-                preexec_fn=_quit_with_parent(),
+                preexec_fn=_signalled_when_parent_dies(signal.SIGQUIT),  # immediate shutdown
                 user=uid,
                 group=gid,
                 extra_groups=groups,
@@ -515,9 +518,12 @@ class EmbeddedPostgres:
                 f"{self.pgdata} holds files but no PG_VERSION, so it is not a Postgres data directory "
                 "and nothing was started; move it aside (or put back what it lost) and start again"
             )
-        # Made beside and renamed into place: a run killed half-way leaves no half-made cluster.
+        # Made beside and renamed into place: a run killed half-way leaves no half-made cluster
+        # (and its initdb is killed with it).
         fresh = self.data_dir / "pg.initdb"
-        shutil.rmtree(fresh, ignore_errors=True)
+        if fresh.exists():
+            log.info("removing %s, which a run killed while it made the cluster left", fresh)
+            shutil.rmtree(fresh)
         fresh.mkdir(mode=0o700)
         if self._user is not None:
             os.chown(fresh, self._user.pw_uid, self._user.pw_gid)
@@ -532,7 +538,14 @@ class EmbeddedPostgres:
             args.append("--no-sync")
         uid, gid, groups = self._ids()
         made = subprocess.run(
-            args, capture_output=True, text=True, check=False, user=uid, group=gid, extra_groups=groups
+            args,
+            capture_output=True,
+            text=True,
+            check=False,
+            user=uid,
+            group=gid,
+            extra_groups=groups,
+            preexec_fn=_signalled_when_parent_dies(signal.SIGKILL, while_waited_for=True),
         )
         if made.returncode != 0:
             raise EmbeddedPostgresError(f"initdb failed ({made.returncode}):\n{made.stderr.strip()}")
