@@ -253,21 +253,28 @@ def _system_user() -> pwd.struct_passwd:
         return pwd.getpwnam(SYSTEM_USER)
     except KeyError:
         pass
-    useradd = shutil.which("useradd") or "/usr/sbin/useradd"
-    made = subprocess.run(
-        [useradd, "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
-         "--shell", "/usr/sbin/nologin", SYSTEM_USER],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+    # Processes of ours starting at once (test workers) make it once: useradd run beside another
+    # fails on the passwd lock before the other's user exists.
+    with open(Path(tempfile.gettempdir()) / f"{SYSTEM_USER}.useradd.lock", "a") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        try:
+            return pwd.getpwnam(SYSTEM_USER)
+        except KeyError:
+            pass
+        useradd = shutil.which("useradd") or "/usr/sbin/useradd"
+        made = subprocess.run(
+            [useradd, "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
+             "--shell", "/usr/sbin/nologin", SYSTEM_USER],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
     try:
-        entry = pwd.getpwnam(SYSTEM_USER)  # made now, or by a process of ours running beside
+        entry = pwd.getpwnam(SYSTEM_USER)
     except KeyError:
         raise EmbeddedPostgresError(
             f"Postgres does not run as root, and making the user {SYSTEM_USER!r} for it failed: "
             f"{made.stderr.strip() or made.returncode}; create it, or run seda as another user"
         ) from None
-    if made.returncode == 0:
-        log.info("made the system user %s to run the embedded postgres as", SYSTEM_USER)
+    log.info("made the system user %s to run the embedded postgres as", SYSTEM_USER)
     return entry
 
 
