@@ -195,17 +195,8 @@ class SpawnedServer:
                 async with asyncio.timeout(STOP_TIMEOUT_S):
                     await process.wait()
             except TimeoutError:
-                process.kill()
+                process.kill()  # its embedded Postgres shuts down with it (and the next start cleans up)
                 await process.wait()
-                # A killed server leaves its embedded Postgres up; a short command adopts and stops it.
-                migrate = await asyncio.create_subprocess_exec(
-                    *self.command,
-                    "migrate",
-                    env=self.env(),
-                    stdout=asyncio.subprocess.DEVNULL,
-                    stderr=asyncio.subprocess.DEVNULL,
-                )
-                await migrate.wait()
         self.exit_code = process.returncode
         return self.exit_code
 

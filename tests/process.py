@@ -13,8 +13,7 @@ from pathlib import Path
 
 import trio
 
-# pgserver serializes every cluster's initdb/start/stop behind one machine-wide lock, so in a
-# loaded parallel run a start can queue behind other processes' for a while.
+# A loaded parallel run (initdb and crash recovery on two busy cores) can take a while to start.
 START_TIMEOUT = 120
 
 _REST = re.compile(r"REST API listening on http://[^:]+:(\d+)")
