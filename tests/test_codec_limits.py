@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import time
 from typing import Any
 
 import msgpack
@@ -96,6 +97,31 @@ def test_brackets_inside_strings_are_text() -> None:
     assert decode(json.dumps(message), Encoding.JSON) == message
     assert decode(json.dumps(message, ensure_ascii=False), Encoding.JSON) == message
     assert decode(encode(message, Encoding.MSGPACK), Encoding.MSGPACK) == message
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        '"' + '\\"' * 32_000,  # an unterminated string of escaped quotes
+        '"' * 64_000,  # quote after quote
+        '"\\' * 21_000,  # quotes and lone backslashes
+        '["' + "\\u" * 21_000,  # unfinished escapes
+    ],
+    ids=["escaped-quotes", "quotes", "backslashes", "unicode-escapes"],
+)
+def test_a_crafted_64_kib_frame_is_scanned_in_linear_time(tail: str) -> None:
+    """The depth scan runs on the event loop: one frame must not stall every room.
+
+    A string pattern that had to find its closing quote was retried from each later quote,
+    14 s for the first of these frames; linear, each takes milliseconds. The bound is loose
+    (a loaded CI core), far below what the quadratic scan took.
+    """
+    text = "[" * (MAX_DEPTH + 1) + tail
+    assert len(text) <= 64 * 1024
+    started = time.perf_counter()
+    with contextlib.suppress(DecodeError):
+        decode(text, Encoding.JSON)
+    assert time.perf_counter() - started < 0.5
 
 
 def test_malformed_json_is_refused_without_recursing() -> None:
