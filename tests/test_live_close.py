@@ -246,6 +246,31 @@ async def test_a_client_that_closes_and_reads_nothing_is_let_go(live: Live, serv
     await stuck.stream.aclose()
 
 
+async def test_the_servers_own_close_comes_after_what_the_client_is_owed(live: Live, server: Bound) -> None:
+    """A kick (4010) of a socket with a backlog: every queued message, then ``user.kicked``, then
+    the Close. Only a Close that answers the client's skips the queue (found in review: the kick's
+    Close had dropped the events before it, ``user.kicked`` among them)."""
+    owner, _ = await live.user()
+    sender, _ = await live.user()
+    listener, _ = await live.user()
+    slow_token, slow_id = await live.user()
+    room_id = (await live.room(owner))["id"]
+    slow = await RawClient.open(server.live_port, room_id, slow_token, rcvbuf=4096)
+    assert (await slow.message())["type"] == "welcome"
+    await flood(live, room_id, sender, listener)  # queued in the slow socket's outbox
+    async with live.connect(room_id, owner) as mod:
+        ref = await mod.send("mod.kick", {"user_id": slow_id})
+        reply, _ = await mod.until(replies_to(ref))
+        assert reply["ok"], reply
+    data, code, after = await slow.until_close()
+    events = [m for m in map(json.loads, data) if m.get("type") == "event"]
+    chat = [m["data"]["text"][:5] for m in events if m["name"] == "chat.message"]
+    assert chat == [f"{i:05d}" for i in range(FLOOD)]
+    assert events[-1]["name"] == "user.kicked" and events[-1]["data"]["user_id"] == slow_id
+    assert code == 4010
+    assert after == b""
+
+
 def short_track(n: int, duration_ms: int) -> dict[str, Any]:
     return {
         "url": f"https://open.spotify.com/track/{n:022d}?si=x",

@@ -105,6 +105,8 @@ class LiveConnection:
                 )
                 self.close(CLOSE_INTERNAL, "internal error")
             if self._close is not None:
+                # Our close, not an answer to the client's: the events before it go first.
+                self._outbox.close_after_queue = True
                 with trio.move_on_after(CLOSE_GRACE_S):
                     await self._ws.aclose(*self._close)
             elif self._outbox.dead:

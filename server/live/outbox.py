@@ -79,6 +79,10 @@ class OutboxStream(trio.abc.HalfCloseableStream):
         self.overflowed = False
         self.upgraded = False  # the handshake accepted: every byte from now on is a frame
         self.close_queued = False  # a Close frame is on its way: nothing goes after it
+        # Set when the server closes for a reason of its own (room deleted, kicked, shutting
+        # down): its Close goes after everything queued, since the events before it (room.deleted,
+        # user.kicked) explain it. Unset, a Close answers the peer's and skips the queue.
+        self.close_after_queue = False
         self._direct = True  # write straight to the kernel: nothing queued, socket healthy
         # Called once when the client is lost to us (write error or overflow); its connection then ends.
         self.on_dead: Callable[[], None] | None = None
@@ -197,9 +201,11 @@ class OutboxStream(trio.abc.HalfCloseableStream):
                 self._head_sent = sent
                 self._queued = end - sent
 
-    def _put_close(self, frame: bytes) -> None:
-        """Send ``frame`` (a Close) right after the frame in flight; nothing more after it."""
-        self._drop_unsent()
+    def _put_close(self, frame: bytes, *, after_queue: bool = False) -> None:
+        """Send ``frame`` (a Close) right after the frame in flight, or after everything queued
+        with ``after_queue``; nothing more after it. Either way ``_flush_close`` bounds the wait."""
+        if not after_queue:
+            self._drop_unsent()
         self.close_queued = True
         self._direct = False
         view = memoryview(frame)
@@ -284,7 +290,7 @@ class OutboxStream(trio.abc.HalfCloseableStream):
         frame = bytes(data)
         if self.upgraded:
             if frame and frame[0] & 0x0F == _OP_CLOSE:
-                self._put_close(frame)
+                self._put_close(frame, after_queue=self.close_after_queue)
                 await self._flush_close()
                 if self.broken:
                     raise trio.BrokenResourceError("socket gone")
