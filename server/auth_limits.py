@@ -10,6 +10,7 @@ import ipaddress
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import trio
 
@@ -23,6 +24,10 @@ FIRST_LOCKOUT_S = 60.0
 MAX_LOCKOUT_S = 15 * 60.0
 # How often the tables drop entries that no longer limit anything.
 _SWEEP_EVERY_S = 60.0
+# At most this many accounts, and as many addresses, are held: a flood of made-up logins or
+# addresses between sweeps evicts the oldest entry rather than growing memory without bound.
+# (At a few hundred logins/s per node, an entry evicted this way is minutes old.)
+MAX_ENTRIES = 100_000
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -104,6 +109,7 @@ class AuthLimits:
         now = self._sweep()
         bucket = self._addresses.get(address)
         if bucket is None:
+            _make_room(self._addresses)
             bucket = self._addresses[address] = TokenBucket.full(
                 self.per_min_per_addr, self.per_min_per_addr / 60, now
             )
@@ -119,6 +125,7 @@ class AuthLimits:
         now = self._sweep()
         entry = self._accounts.get(account)
         if entry is None:
+            _make_room(self._accounts)
             entry = self._accounts[account] = _Account(self._full_failures(now))
         elif now >= entry.locked_until + MAX_LOCKOUT_S:
             entry.lockouts = 0  # rested since its last lockout: start over
@@ -170,6 +177,12 @@ class AuthLimits:
     def entries(self) -> int:
         """Accounts and addresses held (rested ones are dropped within a minute)."""
         return len(self._accounts) + len(self._addresses)
+
+
+def _make_room(table: dict[str, Any]) -> None:
+    """Evict the oldest entries (dicts keep insertion order) until one more fits."""
+    while len(table) >= MAX_ENTRIES:
+        del table[next(iter(table))]
 
 
 def _level(bucket: TokenBucket, now: float) -> float:

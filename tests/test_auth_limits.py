@@ -24,6 +24,8 @@ from argon2 import PasswordHasher
 
 import server.auth
 import server.http.accounts
+from protocol.errors import RateLimited
+from server import auth_limits
 from server.auth import PasswordHashing, usable_cores
 from server.auth_limits import MAX_LOCKOUT_S, AuthLimits, client_address
 from server.config import Settings
@@ -280,6 +282,22 @@ def test_rested_entries_are_forgotten() -> None:
     now[0] = 60.0 + MAX_LOCKOUT_S + 61.0
     limits.attempt_from("198.51.100.2")
     assert limits.entries == 1
+
+
+def test_a_flood_of_made_up_logins_and_addresses_is_held_to_a_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Between sweeps, distinct logins and addresses cannot grow the tables past MAX_ENTRIES each:
+    the oldest entry makes room (found in review: each made-up login stayed for a minute)."""
+    monkeypatch.setattr(auth_limits, "MAX_ENTRIES", 50)
+    limits = AuthLimits(fails_per_min=5, per_min_per_addr=20, clock=lambda: 0.0)
+    for n in range(500):
+        limits.attempt_from(f"2001:db8:{n:x}::1")
+        limits.login_attempt(f"login:made-up-{n}")
+    assert limits.entries == 100
+    # the newest are the ones held: the last login is still limited as it should be
+    for _ in range(4):
+        limits.login_attempt("login:made-up-499")
+    with pytest.raises(RateLimited):
+        limits.login_attempt("login:made-up-499")
 
 
 # -- concurrent hashes ---------------------------------------------------------------------------
