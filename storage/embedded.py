@@ -285,7 +285,9 @@ def _let_others_through(path: Path) -> None:
         mode = folder.stat().st_mode
         if not mode & stat.S_IXOTH:
             folder.chmod(mode | stat.S_IXOTH)
-            log.info("gave %s the search bit for others, for the postgres user", folder)
+            log.warning(
+                "gave %s the search bit for others (o+x), so the postgres user reaches the data", folder
+            )
 
 
 _PR_SET_PDEATHSIG = 1
