@@ -323,3 +323,59 @@ async def test_search_runs_on_pg_trgm_from_migration_018(cluster: PgCluster, aio
                 return "\n".join(r[0] for r in await conn.fetch("EXPLAIN " + sql))
 
         assert "search_words_trgm_idx" in await plan("SELECT word FROM search_words WHERE word % 'jaz'")
+
+
+async def test_pages_of_a_crowded_word_are_the_full_ranking(cluster: PgCluster, aio_loop: None) -> None:
+    """Only a page's worth of candidates is scored with pg_trgm (the rest are passed over by an
+    upper bound of their score, migration 020): pages of a few, cursor after cursor, are exactly
+    the ranking of every candidate scored (one page larger than them all), in every tier."""
+    adjectives = ("Late", "Smooth", "Deep", "Dark", "Velvet", "Golden", "Lazy", "Late Night")
+    genres = ("Jazz", "Jazz & Soul", "Soul", "Jazzy", "Acid Jazz", "Nu Jazz", "Jass", "Nite Jazz")
+    places = ("", " Cellar", " Lounge", " Celler", " Basement Sessions", " Radio", " Club #2")
+    async with cluster.fresh_database() as dsn, open_database(dsn, max_size=2) as db:
+        owner = uuid.uuid4()
+        await db.execute(
+            "INSERT INTO users (id, email, username, password_hash) VALUES ($1, 'c@x.com', 'crowd', 'x')",
+            owner,
+        )
+        await db.execute("INSERT INTO profiles (user_id, display_name) VALUES ($1, 'Crowd')", owner)
+        names = {f"r{i}": f"{adjectives[i % 8]} {genres[i // 8 % 8]}{places[i % 7]}" for i in range(150)}
+        names |= {f"x{i}": f"The {places[i % 7] or 'Room'} {i}" for i in range(20)}
+        await db.execute(
+            """INSERT INTO rooms (slug, name, owner_id)
+               SELECT slug, name, $3 FROM unnest($1::text[], $2::text[]) AS r (slug, name)""",
+            list(names),
+            list(names.values()),
+            owner,
+        )
+        await db.execute(  # words in the tags, genres and description only: the lower tiers
+            """UPDATE rooms SET tags = ARRAY['jazz', 'late'], genres = ARRAY['soul'],
+                                description = 'cellar jazz all night'
+               WHERE slug LIKE 'x%'"""
+        )
+        titles = [f"{adjectives[i % 8]} {places[i % 7] or 'Tune'}" for i in range(90)]
+        await db.execute(
+            """INSERT INTO track_refs (provider, provider_id, title, artist, duration_ms)
+               SELECT 'spotify', 't' || n, title, artist, 200000
+               FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS t (title, artist, n)""",
+            titles,
+            [genres[i // 3 % 8] for i in range(90)],
+        )
+        search = Search(db)
+        for kind in ("rooms", "tracks"):
+            for q in ("jazz", "jaz", "late nite jazz", "jazz celar", "soul", "night", "lounge radio"):
+                everything = await search.page(kind, q, None, 1000, None)
+                assert len(everything) < 1000
+                paged: list[dict[str, Any]] = []
+                after = None
+                while True:
+                    page = await search.page(kind, q, None, 4, after)
+                    paged += page[:4]
+                    if len(page) <= 4:
+                        break
+                    score, hit = page[3]["_key"]
+                    after = (score, uuid.UUID(hit))
+                assert [h["_key"] for h in paged] == [h["_key"] for h in everything], (kind, q)
+                assert len(everything) > 8, (kind, q)
+                grouped = (await search.grouped(q, None, 5))[kind]
+                assert [h["score"] for h in grouped] == [h["score"] for h in everything[:5]], (kind, q)
