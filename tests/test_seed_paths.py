@@ -74,6 +74,31 @@ async def test_join_requests_at_the_seeds_paths(http: httpx.AsyncClient, live: L
     assert (await http.get("/api/v1/rooms/me")).status_code == 401
 
 
+async def test_the_seeds_join_request_and_deny_need_no_body(http: httpx.AsyncClient, live: Live) -> None:
+    """The seed lists them without a body, so a client written from it may send none."""
+    owner, _ = await live.user("doorkeeper")
+    cy, cy_id = await live.user("cyd")
+    dee, _ = await live.user("dee")
+    room = await live.room(owner, type="private")
+    base = f"/api/v1/rooms/{room['id']}"
+    r = await http.post(f"{base}/join-request", headers=bearer(cy))
+    assert r.status_code == 201 and r.json()["status"] == "pending", r.text
+    r = await http.post(f"{base}/deny-join/{cy_id}", headers=bearer(owner))
+    assert r.status_code == 200 and r.json()["status"] == "denied" and r.json()["reason"] is None, r.text
+    # A body that is there is still checked, naming what is wrong with it.
+    r = await http.post(f"{base}/join-request", content=b"hello", headers=bearer(dee))
+    assert r.status_code == 400 and r.json()["error"]["details"]["field"] == "body", r.text
+    r = await http.post(f"{base}/join-request", json=[1], headers=bearer(dee))
+    assert r.status_code == 400 and r.json()["error"]["details"]["field"] == "body", r.text
+    r = await http.post(f"{base}/join-request", json={"nope": 1}, headers=bearer(dee))
+    assert r.status_code == 422 and r.json()["error"]["details"]["field"] == "nope", r.text
+    assert (await http.get(f"{base}/requests", headers=bearer(owner))).json()["items"] == []
+    # The optional body is still documented.
+    paths = (await http.get("/openapi.json")).json()["paths"]
+    for path in ("/api/v1/rooms/{room_id}/join-request", "/api/v1/rooms/{room_id}/deny-join/{user_id}"):
+        assert "requestBody" in paths[path]["post"], path
+
+
 async def test_no_room_takes_a_slug_that_names_another_path(http: httpx.AsyncClient, live: Live) -> None:
     owner, _ = await live.user("namer")
     taken = await http.post("/api/v1/rooms", json={"name": "x", "slug": "me"}, headers=bearer(owner))

@@ -1,15 +1,21 @@
-"""Path ids and time-ordered cursors, parsed once for every blueprint."""
+"""Path ids, time-ordered cursors and optional bodies, parsed once for every blueprint."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from quart import request
 
 from protocol.errors import BadRequest, NotFound
+from server.http.errors import from_validation_error
 from server.http.pagination import decode_cursor
 from server.http.principal import app_context
+
+M = TypeVar("M", bound=BaseModel)
 
 
 def path_uuid(raw: str, field: str, what: str) -> uuid.UUID:
@@ -59,3 +65,25 @@ def cursor_key(cursor: str | None, *parts: Callable[[Any], Any]) -> tuple[Any, .
 def time_id_after(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
     """A (microsecond timestamp, id) cursor back into its sort key."""
     return cursor_key(cursor, at_micros, as_uuid)
+
+
+async def optional_body(model: type[M]) -> M:
+    """The JSON body as ``model``, where no body at all means ``{}``.
+
+    For endpoints whose fields are all optional and that the seed lists without a body
+    (``POST …/join-request``, ``…/deny-join/:userId``): a client written from it may send
+    none. A body that is there must be a JSON object of the model's shape; document it with
+    quart-schema's ``document_request``.
+    """
+    raw = await request.get_data()
+    if not raw.strip():
+        return model()
+    if not request.is_json:
+        raise BadRequest("the body must be JSON (content-type: application/json)", field="body")
+    data = await request.get_json(silent=True)
+    if data is None:
+        raise BadRequest("the body is not valid JSON", field="body")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise from_validation_error(exc, where="body") from None

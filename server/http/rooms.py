@@ -8,7 +8,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from quart import Blueprint, Response
-from quart_schema import security_scheme, validate_querystring, validate_request, validate_response
+from quart_schema import (
+    document_request,
+    security_scheme,
+    validate_querystring,
+    validate_request,
+    validate_response,
+)
 
 from actors.room_state import RoomState
 from protocol.errors import Conflict, Forbidden, NotFound
@@ -38,7 +44,7 @@ from protocol.rooms import (
 from server.http.errors import NoContent, documents, no_content
 from server.http.notifications import tell
 from server.http.pagination import LimitQuery, PageQuery, keyed_page, page
-from server.http.params import cursor_key, path_uuid, row_id, time_id_after
+from server.http.params import cursor_key, optional_body, path_uuid, row_id, time_id_after
 from server.http.principal import app_context, optional_principal, require_principal
 from server.http.room_ops import run_op, run_op_showing
 from server.http.rooms_access import require_room_mod, visible_room
@@ -261,10 +267,14 @@ async def invite(room_id: str, data: InviteBody) -> tuple[dict[str, Any], int]:
 
 @blueprint.post("/<room_id>/join-request")
 @needs_token
-@validate_request(JoinRequestBody)
+@document_request(JoinRequestBody)
 @validate_response(JoinRequestOut, 201)
-async def request_to_join(room_id: str, data: JoinRequestBody) -> tuple[dict[str, Any], int]:
-    """Ask to join a private room (it stays invisible otherwise: its id is all the asker knows)."""
+async def request_to_join(room_id: str) -> tuple[dict[str, Any], int]:
+    """Ask to join a private room (it stays invisible otherwise: its id is all the asker knows).
+
+    The body (an optional ``message``) may be left out.
+    """
+    data = await optional_body(JoinRequestBody)
     principal = require_principal()
     rid = _room_id(room_id)
     rooms = app_context().rooms
@@ -305,10 +315,11 @@ async def approve_request(room_id: str, request_id: str) -> dict[str, Any]:
 
 @blueprint.post("/<room_id>/requests/<request_id>/deny")
 @needs_token
-@validate_request(DenyBody)
+@document_request(DenyBody)
 @validate_response(JoinRequestOut, 200)
-async def deny_request(room_id: str, request_id: str, data: DenyBody) -> dict[str, Any]:
-    """Deny a pending request, with an optional reason."""
+async def deny_request(room_id: str, request_id: str) -> dict[str, Any]:
+    """Deny a pending request, with an optional reason (the body may be left out)."""
+    data = await optional_body(DenyBody)
     return await _decide(room_id, request_id, approve=False, reason=data.reason)
 
 
@@ -322,10 +333,11 @@ async def approve_join(room_id: str, user_id: str) -> dict[str, Any]:
 
 @blueprint.post("/<room_id>/deny-join/<user_id>")
 @needs_token
-@validate_request(DenyBody)
+@document_request(DenyBody)
 @validate_response(JoinRequestOut, 200)
-async def deny_join(room_id: str, user_id: str, data: DenyBody) -> dict[str, Any]:
-    """Deny the user's pending request, with an optional reason."""
+async def deny_join(room_id: str, user_id: str) -> dict[str, Any]:
+    """Deny the user's pending request, with an optional reason (the body may be left out)."""
+    data = await optional_body(DenyBody)
     return await _decide_for_user(room_id, user_id, approve=False, reason=data.reason)
 
 
