@@ -43,25 +43,23 @@ def _parse_positive_float(name: str, raw: str) -> float:
     return value
 
 
-def _parse_positive_int(name: str, raw: str) -> int:
+def _parse_int(name: str, raw: str, *, least: int, what: str) -> int:
     try:
         value = int(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
-    if value < 1:
-        raise ConfigError(f"{name} must be at least 1, got {value}")
+        raise ConfigError(f"{name} must be {what}, got {raw!r}") from None
+    if value < least:
+        raise ConfigError(f"{name} must be at least {least}, got {value}")
     return value
+
+
+def _parse_positive_int(name: str, raw: str) -> int:
+    return _parse_int(name, raw, least=1, what="an integer")
 
 
 def _parse_count(name: str, raw: str) -> int:
     """A whole number where 0 means off."""
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a whole number (0: off), got {raw!r}") from None
-    if value < 0:
-        raise ConfigError(f"{name} must not be negative (0: off), got {value}")
-    return value
+    return _parse_int(name, raw, least=0, what="a whole number (0: off)")
 
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
