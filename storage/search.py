@@ -220,6 +220,11 @@ _KINDS: dict[str, _Kind] = {
 }
 
 
+def _score(name_match: str) -> str:
+    """A row's score within its tier ($2): half its ts_rank, half how its name matches (0..1)."""
+    return f"($2::integer + 0.999 * (0.5 * text_rank + 0.5 * ({name_match}))) / 3"
+
+
 def _tier_sql(kind: _Kind, *, in_name: bool) -> str:
     """One tier of one kind. $1 the query text, $2 the tier, $3 what the rows match (``in_name``:
     in the name's own tsvector, through its index, since the whole tsvector's index would have
@@ -238,15 +243,15 @@ def _tier_sql(kind: _Kind, *, in_name: bool) -> str:
     scored with pg_trgm's own functions, as in 018. Only the page's rows are joined to what
     shows them."""
     doc, trgm = kind.doc, kind.doc.replace("search_doc", "search_name_trigrams")
-    name = "(0.6 * word_similarity($1::text, hit_name) + 0.4 * similarity($1::text, hit_name))"
-    score = f"($2::integer + 0.999 * (0.5 * text_rank + 0.5 * {name})) / 3"
+    score = _score("0.6 * word_similarity($1::text, hit_name) + 0.4 * similarity($1::text, hit_name)")
+    # The same score with the shared trigrams in place of pg_trgm's two functions: at least as high.
+    bound = _score(
+        """0.6 * shared / greatest(length($9::tsvector), 1)
+           + 0.4 * coalesce(shared / nullif(length($9::tsvector) + trigrams - shared, 0), 0)"""
+    )
     return f"""
         WITH candidates AS MATERIALIZED (
-            SELECT hit_id, hit_name, text_rank,
-                   ($2::integer + 0.999 * (0.5 * text_rank + 0.5 * (
-                       0.6 * shared / greatest(length($9::tsvector), 1)
-                       + 0.4 * coalesce(shared / nullif(length($9::tsvector) + trigrams - shared, 0), 0)
-                   ))) / 3 + 1e-6 AS bound
+            SELECT hit_id, hit_name, text_rank, {bound} + 1e-6 AS bound
             FROM (
                 SELECT {kind.hit_id} AS hit_id, {kind.name} AS hit_name,
                        least(ts_rank({doc}, $8::tsquery), 1)::double precision AS text_rank,
