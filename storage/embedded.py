@@ -318,6 +318,11 @@ def _signalled_when_parent_dies(signum: int, *, while_waited_for: bool = False) 
     return preexec
 
 
+def _dsn(socket_dir: str | Path) -> str:
+    """The DSN of the embedded cluster listening in ``socket_dir`` (a Unix socket, no TCP)."""
+    return f"postgresql://postgres@/postgres?host={socket_dir}"
+
+
 class EmbeddedPostgres:
     """A private Postgres cluster in ``<data_dir>/pg``, run as a child of this process.
 
@@ -338,7 +343,7 @@ class EmbeddedPostgres:
     @property
     def dsn(self) -> str:
         assert self._socket_dir is not None, "not started"
-        return f"postgresql://postgres@/postgres?host={self._socket_dir}"
+        return _dsn(self._socket_dir)
 
     @property
     def pid(self) -> int | None:
@@ -603,7 +608,7 @@ class EmbeddedPostgres:
                 and info.socket_dir
                 and info.pid in postgres_processes(pgdata)
             ):
-                return f"postgresql://postgres@/postgres?host={info.socket_dir}"
+                return _dsn(info.socket_dir)
             if time.monotonic() > deadline:
                 raise EmbeddedPostgresError(f"no postgres of {pgdata} became ready in {timeout:.0f} s")
             time.sleep(0.05)
