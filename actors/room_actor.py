@@ -206,7 +206,7 @@ class RoomActor:
 
     @property
     def listeners(self) -> int:
-        return len(self.state.presence)
+        return self.state.listeners()
 
     def ring_start(self) -> int:
         """The lowest seq the in-memory ring can replay from (state.seq + 1 when empty)."""

@@ -168,6 +168,10 @@ class RoomState:
     def guests(self) -> int:
         return sum(1 for c in self.connections.values() if c.user_id is None)
 
+    def listeners(self) -> int:
+        """Authenticated users present now (a room's ``listeners`` in REST)."""
+        return len(self.presence)
+
     def presence_list(self) -> list[dict[str, str]]:
         return [{"user_id": uid, "username": self.usernames[uid]} for uid in self.presence]
 

@@ -68,7 +68,7 @@ def _with_listeners(room: dict[str, Any]) -> dict[str, Any]:
 
 def _room_now(state: RoomState) -> dict[str, Any]:
     """The room as an op left it (a reply's view: see ``run_op_showing``)."""
-    return {**state.room_wire(), "listeners": len(state.presence)}
+    return {**state.room_wire(), "listeners": state.listeners()}
 
 
 @blueprint.post("")
