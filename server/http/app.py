@@ -23,6 +23,7 @@ from server.http import (
     marketplace,
     moderation,
     notifications,
+    operations,
     playlists,
     profiles,
     progression,
@@ -105,6 +106,7 @@ def create_app(ctx: AppContext) -> QuartTrio:
         recommendations.blueprint,
         reports.blueprint,
         sanctions.blueprint,
+        operations.blueprint,
     ):
         app.register_blueprint(blueprint)
 
