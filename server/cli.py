@@ -13,6 +13,7 @@ import trio_asyncio
 from protocol.accounts import RegisterBody
 from protocol.errors import ProtocolError
 from server.auth import ROLES, hash_password
+from server.cluster.supervisor import serve_workers
 from server.config import FLAG_ENV_NAMES, ConfigError, Settings, flag_for, load_settings
 from server.runtime import open_postgres, serve
 from storage.embedded import DataDirBusy, EmbeddedPostgresError
@@ -88,7 +89,10 @@ def _run(args: argparse.Namespace) -> int:
     try:
         settings = _settings(args)
         if args.command == "serve":
-            trio.run(serve, settings)
+            if settings.workers > 1 and settings.parent_pid is None:
+                trio.run(serve_workers, settings)
+            else:
+                trio.run(serve, settings)
         elif args.command == "migrate":
             trio.run(_migrate, settings)
         else:
