@@ -41,14 +41,23 @@ class Ticket(Protocol):
 # Sends a private message to every open socket of a user, in every room.
 Notify = Callable[[str, dict[str, Any]], None]
 
+# Hands what a room showed (after commit) to its members on other nodes, never blocking:
+# (room id, lease epoch, [(event as on the wire, its seq or None, conn id it skips)], close code).
+# A close code means the room stops here: its members elsewhere close with it and resume.
+Relay = Callable[[str, int, list[tuple[dict[str, Any], int | None, int | None]], int | None], None]
+
 
 class Journal(Protocol):
     def submit(
         self, room_id: str, events: list[Event], snapshot: tuple[int, dict[str, Any]] | None = None
     ) -> Ticket: ...
 
-    def reopen(self, room_id: str) -> None:
-        """Accept the room's work again after a failed commit (its actor was reloaded)."""
+    def reopen(self, room_id: str, epoch: int | None = None) -> None:
+        """Accept the room's work again after a failed commit (its actor was reloaded), fenced
+        on the lease ``epoch`` from now on."""
+
+    def disown(self, room_id: str, epoch: int) -> None:
+        """The room's actor stopped at ``epoch``: nothing more is written for it."""
 
     def record_presence(self, room_id: str, user_id: str | None, at: int, present: bool) -> None:
         """Note a user's first socket coming in (``present``) or last one going (``user_id`` None:
@@ -69,3 +78,22 @@ class Seed(Protocol):
 
     @property
     def events(self) -> list[Event]: ...
+
+
+class Ownership(Protocol):
+    """Room leases as the registry and its actors use them (``server/cluster/node.py``)."""
+
+    async def claim(self, room_id: str) -> int | None:
+        """The room's new lease epoch if this node may own it now; None if another node does."""
+        ...
+
+    async def release(self, room_id: str, epoch: int) -> None:
+        """Hand the room's lease back (its actor stopped cleanly)."""
+
+    def fresh(self) -> bool:
+        """Whether this node's leases were confirmed within the TTL (an owner paused for longer
+        may have lost them: it shows nothing until the next renewal says)."""
+        ...
+
+    async def renewed(self) -> None:
+        """Return after the next renewal (rooms it found lost are dropped before it returns)."""

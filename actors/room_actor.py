@@ -24,11 +24,12 @@ import trio
 from actors.commands import Command, Join, Leave, Op, Tick
 from actors.fanout import Fanout
 from actors.moderation_rules import CLOSE_KICKED
-from actors.ports import Journal, Notify, Seed, Subscriber, Ticket
+from actors.ports import Journal, Notify, Ownership, Relay, Seed, Subscriber, Ticket
 from actors.ratelimit import RateLimiter
 from actors.room_rules import decide, welcome_data
 from actors.room_state import INTERNAL_EVENTS, RoomInfo, RoomState
 from actors.session_rules import next_deadline
+from protocol.codec import Encoding
 from protocol.errors import NotFound, ProtocolError, RateLimited, ServiceUnavailable
 from protocol.events import Event, private_event
 
@@ -42,6 +43,7 @@ _MAX_SETTLE_STEPS = 64  # a bound, far above what one moment can make due
 CLOSE_GOING_AWAY = 1001
 CLOSE_POLICY = 1008
 CLOSE_INTERNAL = 1011
+CLOSE_RESTART = 1012  # the room moved to another node, or this node is restarting
 CLOSE_ROOM_DELETED = 4004
 
 
@@ -78,6 +80,7 @@ class Reply:
         self._view = view
         self._seen: Any = None
         self._view_failed: Exception | None = None
+        self.seq = 0  # the room's seq right after the op's own events (what the reply follows)
 
     @property
     def given(self) -> bool:
@@ -93,6 +96,7 @@ class Reply:
         return self._seen
 
     def _see(self, state: RoomState) -> None:
+        self.seq = state.seq
         if self._view is None:
             return
         try:
@@ -110,6 +114,29 @@ class Reply:
         if self._error is not None:
             raise self._error
         return self._data
+
+
+class RemoteJoin:
+    """A socket on another node (an edge) joining through the bus. The room does not write to
+    it: its welcome and replay come back as the join's reply, and what the room shows later
+    reaches it through the relay (``actors/ports.py`` ``Relay``)."""
+
+    encoding = Encoding.JSON  # never framed here
+
+    def __init__(self, conn_id: int) -> None:
+        self.conn_id = conn_id
+        self.first: list[dict[str, Any]] | None = None  # the welcome, then the replay
+        self.seq = 0  # the room's seq the welcome shows
+        self.closed: tuple[int, str] | None = None
+        self.done = trio.Event()
+
+    def send_frame(self, frame: bytes) -> None:
+        raise AssertionError("a remote member is never written to by its room")
+
+    def close(self, code: int, reason: str = "") -> None:
+        if not self.done.is_set():
+            self.closed = (code, reason)
+            self.done.set()
 
 
 @dataclass
@@ -175,8 +202,17 @@ class RoomActor:
         recent: list[Event] | None = None,
         clock: Callable[[], int] | None = None,
         notify: Notify | None = None,
+        epoch: int = 0,
+        ownership: Ownership | None = None,
+        relay: Relay | None = None,
     ) -> None:
         self.room_id = room_id
+        self.epoch = epoch  # the lease this actor holds the room under
+        self._ownership = ownership
+        self._relay = relay
+        self._remote: set[int] = set()  # members on other nodes (edges), fed by the relay
+        self._relaying: list[tuple[dict[str, Any], int | None, int | None]] = []
+        self.lost = False  # the lease moved: stop at once, write and show nothing more
         self.state = state
         self.config = config
         self._journal = journal
@@ -236,7 +272,7 @@ class RoomActor:
                 self._out_send.close()
         finally:
             self._turn_away_unshown()
-            if self._presence_noted:
+            if self._presence_noted and not self.lost:
                 # Stopped, shut down or crashed: whoever was here is not any more (their sockets'
                 # leaves find no actor to tell).
                 self._journal.record_presence(self.room_id, None, self.now(), False)
@@ -313,7 +349,7 @@ class RoomActor:
         if self.state.deleted:
             code, reason, error = CLOSE_ROOM_DELETED, "room deleted", NotFound("the room was deleted")
         else:
-            code = CLOSE_GOING_AWAY if self._stop_code == CLOSE_GOING_AWAY else CLOSE_INTERNAL
+            code = self._stop_code if self._stop_code in (CLOSE_GOING_AWAY, CLOSE_RESTART) else CLOSE_INTERNAL
             reason, error = "room restarting", ServiceUnavailable("the room is restarting; try again")
         if joining is not None:
             joining.close(code, reason)
@@ -445,6 +481,8 @@ class RoomActor:
             site_muted_until=command.site_muted_until,
         )
         outcome.subscribe = (conn, [{"type": "welcome", "data": welcome}, *(e.wire() for e in replay)])
+        if isinstance(conn, RemoteJoin):
+            conn.seq = self.state.seq
         outcome.exclude = command.conn_id
         return outcome
 
@@ -473,7 +511,15 @@ class RoomActor:
                     self._waiting = outcome
                     await outcome.ticket.wait()  # a failed commit crashes the actor: nothing was shown
                     self._waiting = None
+                elif self._ownership is not None and not self._ownership.fresh():
+                    # Paused past the TTL: the room may be someone else's now. Show nothing until
+                    # the next renewal says (a lost room's actor is cancelled before it returns).
+                    self._waiting = outcome
+                    await self._ownership.renewed()
+                    self._waiting = None
                 self._show(outcome)
+                if self._relaying and self._out_recv.statistics().current_buffer_used == 0:
+                    self._relay_now(None)
                 if outcome.ticket is not None and self._notify is not None:
                     self._tell_progress(outcome)
                 if outcome.done is not None:
@@ -482,15 +528,32 @@ class RoomActor:
             self._fanout.flush()
             nursery.cancel_scope.cancel()
 
+    def _relay_now(self, close: int | None) -> None:
+        """What the room showed since the last call, to its members on other nodes: one
+        message per wake-up of the publisher, not one per event."""
+        if self._relay is not None and (self._remote or close is not None):
+            self._relay(self.room_id, self.epoch, self._relaying, close)
+        self._relaying = []
+
     def _show(self, outcome: _Outcome) -> None:
         fanout = self._fanout
         if outcome.subscribe is not None:
             conn, messages = outcome.subscribe
-            fanout.subscribe(conn, messages)
+            if isinstance(conn, RemoteJoin):
+                conn.first = messages
+                self._remote.add(conn.conn_id)
+                conn.done.set()
+            else:
+                fanout.subscribe(conn, messages)
         if outcome.unsubscribe is not None:
             fanout.unsubscribe(outcome.unsubscribe)
+            self._remote.discard(outcome.unsubscribe)
+        relaying = self._relay is not None and bool(self._remote)
         for event in outcome.events:
-            fanout.to_all(event.wire(), exclude=outcome.exclude)
+            wire = event.wire()
+            fanout.to_all(wire, exclude=outcome.exclude)
+            if relaying:
+                self._relaying.append((wire, event.seq, outcome.exclude))
             if event.name in ("user.kicked", "user.banned"):
                 self._close_user(event.data["user_id"], CLOSE_KICKED, event.name.removeprefix("user."))
             elif event.name == "room.deleted":
@@ -502,9 +565,14 @@ class RoomActor:
             slot, data, error = outcome.answer
             slot._give(data, error)
         for conn, code, reason in outcome.closes:
-            fanout.close(conn, code, reason)
+            if isinstance(conn, RemoteJoin):
+                conn.close(code, reason)
+            else:
+                fanout.close(conn, code, reason)
         if outcome.close_everyone is not None:
             fanout.close_all(outcome.close_everyone, "server shutting down")
+            # The room stops here: members on other nodes resume wherever it runs next.
+            self._relay_now(CLOSE_RESTART)
 
     def _tell_progress(self, outcome: _Outcome) -> None:
         """Private events after commit, to the user's sockets in every room: ``points.awarded``,
@@ -540,6 +608,13 @@ class RoomActor:
     def close_all(self, code: int, reason: str) -> None:
         """The room is gone (a crash): unsent frames are dropped and every socket closes now."""
         self._fanout.abandon(code, reason)
+        self._relaying = []
+        self._relay_now(CLOSE_RESTART)
+
+    def lose(self) -> None:
+        """The lease moved to another node: nothing more is shown or written by this actor."""
+        self.lost = True
+        self._stop_code = CLOSE_RESTART
 
     def find_item(self, item_id: str) -> bool:
         """Whether this room's session holds the queue item (queued or playing)."""

@@ -110,3 +110,42 @@ class ServiceUnavailable(Internal):
     """Not running right now (starting or shutting down)."""
 
     http_status = 503
+
+
+class OwnershipLost(RuntimeError):
+    """This node no longer owns the room (its lease moved): its actor stops, and the room's
+    sockets here close with 1012 to resume wherever the room lives now."""
+
+
+class OwnedElsewhere(RuntimeError):
+    """Another node holds the room's lease: this node serves the room as an edge."""
+
+
+def error_from_body(body: dict[str, Any], http_status: int | None = None) -> ProtocolError:
+    """The refusal another node sent as ``to_body()`` (the cluster's ops go over the bus)."""
+    code = str(body.get("code", "internal"))
+    message = str(body.get("message", ""))
+    details = body.get("details") if isinstance(body.get("details"), dict) else None
+    if code == "rate_limited":
+        return RateLimited(message, retry_after_ms=int(body.get("retry_after_ms", 0)))
+    kind = _BY_CODE.get(code, Internal)
+    for candidate in _subclasses(kind):  # 422 ValidationFailed, 503 ServiceUnavailable
+        if candidate.code == code and candidate.http_status == http_status:
+            kind = candidate
+    error = kind.__new__(kind)
+    ProtocolError.__init__(error, message, details=details)
+    error.field = (details or {}).get("field")
+    return error
+
+
+def _subclasses(cls: type[ProtocolError]) -> list[type[ProtocolError]]:
+    out = [cls]
+    for sub in cls.__subclasses__():
+        out.extend(_subclasses(sub))
+    return out
+
+
+# the most general class per code (ValidationFailed and ServiceUnavailable share their parents' codes)
+_BY_CODE: dict[str, type[ProtocolError]] = {}
+for _kind in _subclasses(ProtocolError):
+    _BY_CODE.setdefault(_kind.code, _kind)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -62,6 +63,22 @@ def _parse_count(name: str, raw: str) -> int:
     return _parse_int(name, raw, least=0, what="a whole number (0: off)")
 
 
+def _parse_node_id(name: str, raw: str) -> str | None:
+    if not raw:
+        return None
+    try:
+        return str(uuid.UUID(raw))
+    except ValueError:
+        raise ConfigError(f"{name} must be a UUID, got {raw!r}") from None
+
+
+def _parse_lease_ttl(name: str, raw: str) -> float:
+    value = _parse_positive_float(name, raw)
+    if value < 0.5:
+        raise ConfigError(f"{name} must be at least 0.5 seconds, got {value}")
+    return value
+
+
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -110,6 +127,17 @@ class Settings:
     auth_per_min_per_addr: int = 20
     # Proxies whose X-Forwarded-For names the client; with none, the socket's peer is the client.
     trusted_proxies: tuple[Network, ...] = ()
+    # Many processes and machines (ARCHITECTURE.md): worker processes on this machine, the NATS
+    # that nodes talk over (unset with one worker: an in-process bus, no NATS), room lease TTL.
+    workers: int = 1
+    nats_url: str | None = None
+    lease_ttl_s: float = 5.0
+    # Set by `seda serve --workers N` for its workers: bind the shared ports with SO_REUSEPORT,
+    # and exit when the parent (this pid) is gone.
+    reuse_port: bool = False
+    parent_pid: int | None = None
+    # This node's id in the cluster (the parent names its workers); unset: the data dir's own.
+    node_id: str | None = None
 
 
 # env var -> (field name, parser)
@@ -137,10 +165,27 @@ _ENV: dict[str, tuple[str, Any]] = {
     "SEDA_LOGIN_FAILS_PER_MIN": ("login_fails_per_min", _parse_count),
     "SEDA_AUTH_PER_MIN_PER_ADDR": ("auth_per_min_per_addr", _parse_count),
     "SEDA_TRUSTED_PROXIES": ("trusted_proxies", _parse_networks),
+    "SEDA_WORKERS": ("workers", _parse_positive_int),
+    "SEDA_NATS_URL": ("nats_url", lambda n, v: v or None),
+    "SEDA_LEASE_TTL_S": ("lease_ttl_s", _parse_lease_ttl),
+    "SEDA_REUSE_PORT": ("reuse_port", _parse_bool),
+    "SEDA_NODE_ID": ("node_id", _parse_node_id),
+    "SEDA_PARENT_PID": ("parent_pid", lambda n, v: _parse_positive_int(n, v) if v else None),
 }
 
+# The environment each setting is read from (tests hand their settings to a server process this way).
+ENV_SETTINGS = _ENV
+
 # Names of the settings a flag may override (``--http-port`` for ``SEDA_HTTP_PORT``).
-FLAG_ENV_NAMES = ("SEDA_HOST", "SEDA_HTTP_PORT", "SEDA_LIVE_PORT", "SEDA_DATA_DIR", "DATABASE_URL")
+FLAG_ENV_NAMES = (
+    "SEDA_HOST",
+    "SEDA_HTTP_PORT",
+    "SEDA_LIVE_PORT",
+    "SEDA_DATA_DIR",
+    "DATABASE_URL",
+    "SEDA_WORKERS",
+    "SEDA_NATS_URL",
+)
 
 
 def load_settings(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from actors.registry import RoomRegistry
 from actors.room_actor import ActorConfig
@@ -13,8 +14,12 @@ from server.live.user_sockets import UserSockets
 from server.metrics import Metrics
 from storage.badges import Badges
 from storage.database import Database
+
+if TYPE_CHECKING:
+    from server.cluster.service import Cluster
 from storage.feed import Feed
 from storage.leaderboards import Leaderboards
+from storage.leases import Leases
 from storage.linked_accounts import LinkedAccountStore
 from storage.marketplace import Marketplace
 from storage.moderation import ModerationLog
@@ -63,6 +68,8 @@ class AppContext:
     auth_limits: AuthLimits
     registry: RoomRegistry | None = None  # set while the live side runs
     user_sockets: UserSockets | None = None  # set while the live side runs
+    cluster: Cluster | None = None  # set while the live side runs
+    leases: Leases | None = None  # set while the live side runs
 
     @classmethod
     def build(cls, settings: Settings, db: Database, jwt_secret: str) -> AppContext:

@@ -47,11 +47,15 @@ def database_dsn_for(dsn: str, database: str) -> str:
     return f"{scheme}://{authority}/{database}{sep}{query}"
 
 
-async def connect_one(dsn: str, *, application_name: str = "seda") -> asyncpg.Connection:
+async def connect_one(
+    dsn: str, *, application_name: str = "seda", settings: dict[str, str] | None = None
+) -> asyncpg.Connection:
     """A dedicated connection outside the pool (the journal writer's)."""
 
     async def connect() -> asyncpg.Connection:
-        conn = await asyncpg.connect(dsn, server_settings={"application_name": application_name})
+        conn = await asyncpg.connect(
+            dsn, server_settings={"application_name": application_name, **(settings or {})}
+        )
         await _init_connection(conn)
         return conn
 

@@ -26,6 +26,7 @@ from typing import Any
 import asyncpg
 import trio
 
+from protocol.errors import OwnershipLost
 from protocol.events import Event
 from storage.database import aio, connect_one
 from storage.notifications import NoteRow, create_notifications
@@ -43,6 +44,17 @@ class JournalFailed(RuntimeError):
 
 class JournalClosed(RuntimeError):
     """The writer is shutting down and takes no more work."""
+
+
+class LeaseLost(JournalFailed, OwnershipLost):
+    """The room's lease is no longer this writer's epoch: another node took the room over.
+    Nothing of the batch was written for it, and nothing more ever will be from this actor."""
+
+
+class _Fenced(Exception):
+    def __init__(self, rooms: set[str]) -> None:
+        super().__init__(f"lease lost for {len(rooms)} room(s)")
+        self.rooms = rooms
 
 
 class Ticket:
@@ -74,6 +86,8 @@ class Ticket:
 
     async def wait(self) -> None:
         await self._done.wait()
+        if isinstance(self.error, LeaseLost):
+            raise LeaseLost(str(self.error)) from self.error
         if self.error is not None:
             raise JournalFailed(str(self.error)) from self.error
 
@@ -105,6 +119,17 @@ class _Batch:
                 part.tickets.append(ticket)
                 part.rooms.append(room)
         return part
+
+    def followed_by(self, later: _Batch) -> _Batch:
+        """This batch's work, then ``later``'s, as one batch (in order)."""
+        joined = _Batch(
+            events=self.events + later.events,
+            snapshots={**self.snapshots, **later.snapshots},
+            tickets=self.tickets + later.tickets,
+            rooms=self.rooms + later.rooms,
+            presence=self.presence + later.presence,
+        )
+        return joined
 
     def without(self, poisoned: set[str], error: BaseException) -> _Batch:
         """This batch minus the work of ``poisoned`` rooms, whose tickets fail with ``error``."""
@@ -432,10 +457,31 @@ async def _notify_chat(
         out.notes.setdefault(by_message[note["data"]["message_id"]], []).append((user_id, note))
 
 
-async def _write(conn: asyncpg.Connection, rows: dict[str, list[tuple[Any, ...]]]) -> _Committed:
+# The fence: the rooms whose lease is still this node's at the writer's epoch. The row lock
+# (FOR SHARE) holds a takeover's UPDATE until this transaction ends, so once a takeover has
+# bumped the epoch, no batch of the old owner can commit.
+_FENCE = """SELECT l.room_id::text FROM room_leases l
+             JOIN unnest($2::uuid[], $3::bigint[]) AS f(room_id, epoch)
+               ON l.room_id = f.room_id AND l.epoch = f.epoch
+            WHERE l.node_id = $1
+            FOR SHARE OF l"""
+
+# (node id, {room id: epoch}) of the rooms a batch writes for; None: not fenced (tests of the writer alone)
+Fence = tuple[str, dict[str, int]]
+
+
+async def _write(
+    conn: asyncpg.Connection, rows: dict[str, list[tuple[Any, ...]]], fence: Fence | None = None
+) -> _Committed:
     """Write one batch in one transaction (runs on the asyncio side: one bridge crossing)."""
     out = _Committed()
     async with conn.transaction():
+        if fence is not None and fence[1]:
+            node_id, epochs = fence
+            held = await conn.fetch(_FENCE, node_id, list(epochs), list(epochs.values()))
+            lost = set(epochs) - {r[0] for r in held}
+            if lost:
+                raise _Fenced(lost)
         for kind in _ORDER:
             if rows[kind]:
                 await conn.execute(_STATEMENTS[kind], *_columns(rows[kind]))
@@ -472,8 +518,19 @@ _WRITE_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, ValueEr
 
 
 class JournalWriter:
-    def __init__(self, dsn: str, *, on_commit: Callable[[int, int], None] | None = None) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        on_commit: Callable[[int, int], None] | None = None,
+        node_id: str | None = None,
+        lock_timeout_ms: int = 2000,
+    ) -> None:
         self._dsn = dsn
+        # With a node id, every batch is fenced on the epochs of the rooms it writes for.
+        self._node_id = node_id
+        self._epochs: dict[str, int] = {}
+        self._lock_timeout_ms = lock_timeout_ms
         self._batch = _Batch()
         self._wake = trio.Event()
         self._closing = False
@@ -502,9 +559,23 @@ class JournalWriter:
         self._wake.set()
         return ticket
 
-    def reopen(self, room_id: str) -> None:
-        """A fresh actor for the room was loaded from what committed: take its work again."""
+    def reopen(self, room_id: str, epoch: int | None = None) -> None:
+        """A fresh actor for the room was loaded from what committed: take its work again,
+        fenced on ``epoch`` (the lease it holds) from now on."""
         self._poisoned.pop(room_id, None)
+        if epoch is not None:
+            self._epochs[room_id] = epoch
+
+    def disown(self, room_id: str, epoch: int) -> None:
+        """The room's actor stopped and its lease went back: it writes nothing more."""
+        if self._epochs.get(room_id) == epoch:
+            del self._epochs[room_id]
+
+    def _fence(self, batch: _Batch) -> Fence | None:
+        if self._node_id is None:
+            return None
+        # A room without an epoch here holds no lease: fenced with epoch 0, it fails as lost.
+        return self._node_id, {room: self._epochs.get(room, 0) for room in dict.fromkeys(batch.rooms)}
 
     def record_presence(self, room_id: str, user_id: str | None, at: int, present: bool) -> None:
         """Note that ``user_id`` came into (``present``) or left the room at ``at`` (ms); a
@@ -524,8 +595,11 @@ class JournalWriter:
         self._wake.set()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        conn = await connect_one(self._dsn, application_name=JOURNAL_APPLICATION_NAME)
-        await aio(conn.execute, _CLOSE_STALE_PRESENCE)  # before any room runs: nothing open is live
+        conn = await self._connect()
+        if self._node_id is None:
+            # Alone on the database, before any room runs: nothing open is live. (With leases,
+            # other nodes' rooms are live: their presence is closed when their actors stop.)
+            await aio(conn.execute, _CLOSE_STALE_PRESENCE)
         task_status.started()
         backoff = 0.05
         try:
@@ -540,7 +614,14 @@ class JournalWriter:
                 try:
                     rows = _rows(batch)
                     with trio.CancelScope(shield=True):
-                        committed = await aio(_write, conn, rows)
+                        committed = await aio(_write, conn, rows, self._fence(batch))
+                except _Fenced as fenced:
+                    # Rolled back whole: the rooms taken over fail, the rest is written next.
+                    log.warning("journal: lease lost for room(s) %s", ", ".join(sorted(fenced.rooms)))
+                    error = LeaseLost("the room's lease moved to another node")
+                    self._fail(batch, dict.fromkeys(fenced.rooms, error))
+                    self._batch = batch.without(fenced.rooms, error).followed_by(self._batch)
+                    continue
                 except _WRITE_ERRORS as exc:
                     log.warning("journal batch of %d events failed: %s", len(batch.events), exc)
                     # Nothing of it was written; presence is never the cause (its savepoint
@@ -578,7 +659,10 @@ class JournalWriter:
                 continue
             try:
                 with trio.CancelScope(shield=True):
-                    committed = await aio(_write, conn, _rows(part))
+                    committed = await aio(_write, conn, _rows(part), self._fence(part))
+            except _Fenced:
+                failed[room_id] = LeaseLost("the room's lease moved to another node")
+                continue
             except _WRITE_ERRORS as exc:
                 failed[room_id] = exc
                 continue
@@ -601,13 +685,25 @@ class JournalWriter:
             self._poisoned[room_id] = exc
             self._batch = self._batch.without({room_id}, exc)
 
+    async def _connect(self) -> asyncpg.Connection:
+        # Waits for a lease's row lock, and a transaction left open by a paused process, both
+        # stay below the lease TTL: a takeover is never held up for longer than that.
+        return await connect_one(
+            self._dsn,
+            application_name=JOURNAL_APPLICATION_NAME,
+            settings={
+                "lock_timeout": str(self._lock_timeout_ms),
+                "idle_in_transaction_session_timeout": str(self._lock_timeout_ms),
+            },
+        )
+
     async def _reconnect(self, conn: asyncpg.Connection, delay: float) -> asyncpg.Connection:
         if not conn.is_closed():
             return conn
         while True:
             await trio.sleep(delay)
             try:
-                return await connect_one(self._dsn, application_name=JOURNAL_APPLICATION_NAME)
+                return await self._connect()
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.warning("journal reconnect failed: %s", exc)
                 delay = min(delay * 2, 2.0)

@@ -262,5 +262,5 @@ class Reports:
 
         report, notes, sanction = await self._db.run(unit)
         if sanction is not None:
-            self._sanctions.remember(sanction)
+            self._sanctions.committed(sanction)
         return report, notes

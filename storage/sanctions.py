@@ -111,6 +111,8 @@ class Sanctions:
         self._db = db
         self.clock = clock  # seconds since the epoch; tests move it to expire sanctions
         self._rows: dict[str, SanctionRow] = {}
+        # Told of each change committed here (the other nodes reload the user from Postgres).
+        self.announce: Callable[[str], None] | None = None
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), UTC)
@@ -122,6 +124,21 @@ class Sanctions:
                WHERE banned_at IS NOT NULL OR muted_until IS NOT NULL"""
         )
         self._rows = {str(r["user_id"]): SanctionRow.of(r) for r in rows}
+
+    async def reload(self, user_id: str) -> None:
+        """Take one user's stored sanctions into the mirror again (another node changed them)."""
+        r = await self._db.fetchrow(
+            """SELECT user_id, banned_at, banned_until, muted_until, warn_count FROM user_sanctions
+               WHERE user_id = $1""",
+            uuid.UUID(user_id),
+        )
+        self.remember(SanctionRow.of(r) if r is not None else SanctionRow(user_id, None, None, None, 0))
+
+    def committed(self, row: SanctionRow) -> None:
+        """A change this node committed: mirrored here, and announced to the other nodes."""
+        self.remember(row)
+        if self.announce is not None:
+            self.announce(row.user_id)
 
     def remember(self, row: SanctionRow) -> None:
         """Take a committed change into the mirror."""
@@ -194,5 +211,5 @@ class Sanctions:
             )
 
         row = await self._db.run(unit)
-        self.remember(row)
+        self.committed(row)
         return row

@@ -10,12 +10,16 @@ import pytest
 import trio
 import trio_asyncio
 
-from server.config import Settings
+from server.config import ENV_SETTINGS, Settings
 from server.context import AppContext
 from server.runtime import Bound, run_services
 from storage.database import Database, open_database
 from tests.live_client import Live
 from tests.pg import PgCluster
+from tests.process import running
+
+# The server modes a test that drives the server from outside runs against (see ``server_mode``).
+BOTH = ["one", "workers"]
 
 JWT_SECRET = "test-secret-" + "x" * 32
 
@@ -66,9 +70,38 @@ def ctx(settings: Settings, db: Database) -> AppContext:
     return AppContext.build(settings, db, JWT_SECRET)
 
 
+def _as_env(settings: Settings) -> dict[str, str]:
+    """The test's settings as the environment a ``seda serve`` process reads them from."""
+    env: dict[str, str] = {}
+    for name, (field_name, _) in ENV_SETTINGS.items():
+        value = getattr(settings, field_name)
+        if value is None or isinstance(value, tuple):
+            continue
+        env[name] = ("1" if value else "0") if isinstance(value, bool) else str(value)
+    return env
+
+
 @pytest.fixture
-async def server(ctx: AppContext, nursery: trio.Nursery) -> AsyncIterator[Bound]:
-    """The REST app and the live gateway on free ports, in this test's trio run."""
+def server_mode(request: pytest.FixtureRequest) -> str:
+    """``one``: the server in the test's own trio run (the default). ``workers``: a real
+    ``seda serve --workers 2`` (two nodes sharing the ports, NATS between them) on the test's
+    database; a test opts in with ``@pytest.mark.parametrize("server_mode", BOTH, indirect=True)``."""
+    mode: str = getattr(request, "param", "one")
+    return mode
+
+
+@pytest.fixture
+async def server(server_mode: str, ctx: AppContext, nursery: trio.Nursery) -> AsyncIterator[Bound]:
+    """The REST app and the live gateway on free ports, in this test's trio run (or, for the
+    ``workers`` mode, in two worker processes)."""
+    if server_mode == "workers":
+        settings = ctx.settings
+        assert settings.database_url is not None
+        env = {**_as_env(settings), "SEDA_WORKERS": "2", "SEDA_HTTP_PORT": "0", "SEDA_LIVE_PORT": "0"}
+        async with running(settings.data_dir, nursery, **env) as process:
+            yield Bound(process.http_port, process.live_port)
+            assert await process.stop() == 0, process.log
+        return
     stopping = trio.Event()
     bound: Bound = await nursery.start(
         lambda task_status: run_services(ctx, stop=stopping.wait, task_status=task_status)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import uuid
 
 import httpx
+import pytest
 
+from tests.conftest import BOTH
 from tests.live_client import Live, is_event
 
 
@@ -18,6 +20,7 @@ def track(n: int, duration_ms: int = 300_000) -> dict[str, object]:
     }
 
 
+@pytest.mark.parametrize("server_mode", BOTH, indirect=True)
 async def test_a_rest_driven_session_is_seen_live(http: httpx.AsyncClient, live: Live) -> None:
     host, _ = await live.user("host")
     dj, dj_id = await live.user("deejay")

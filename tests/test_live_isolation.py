@@ -20,7 +20,7 @@ import trio
 import trio_websocket
 from trio_websocket import ConnectionClosed, ConnectionRejected, open_websocket_url
 
-from server.live.connection import LiveConnection
+from server.live.connection import LiveConnection, LocalLink
 from server.live.gateway import LiveGateway
 from server.runtime import Bound
 from tests.live_client import Client, Live, Message, is_event
@@ -69,14 +69,16 @@ def logged_failure(caplog: pytest.LogCaptureFixture, *ids: str) -> str:
 async def test_a_fault_serving_one_socket_closes_it_1011_and_nothing_else(
     live: Live, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    prepare = LiveConnection._prepare
+    submit = LocalLink.submit
 
-    async def failing(self: LiveConnection, actor: Any, op: str, data: Any) -> tuple[str, dict[str, Any]]:
+    async def failing(
+        self: LocalLink, conn: LiveConnection, op: str, data: Any, raw: Any, ref: int | None, rate_key: str
+    ) -> bool:
         if getattr(data, "text", None) == MARKER:
             raise RuntimeError("injected fault")
-        return await prepare(self, actor, op, data)
+        return await submit(self, conn, op, data, raw, ref, rate_key)
 
-    monkeypatch.setattr(LiveConnection, "_prepare", failing)
+    monkeypatch.setattr(LocalLink, "submit", failing)
     owner, _ = await live.user()
     victim_token, victim_id = await live.user()
     room_id = (await live.room(owner))["id"]

@@ -6,9 +6,11 @@ import pytest
 from trio_websocket import ConnectionClosed, ConnectionRejected, open_websocket_url
 
 from storage.database import Database
+from tests.conftest import BOTH
 from tests.live_client import Live, is_event
 
 
+@pytest.mark.parametrize("server_mode", BOTH, indirect=True)
 async def test_mute_kick_ban_and_the_log(live: Live, db: Database) -> None:
     owner, owner_id = await live.user("boss")
     mod_token, mod_id = await live.user("modd")

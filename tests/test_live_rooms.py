@@ -10,6 +10,7 @@ import trio
 from trio_websocket import ConnectionClosed, ConnectionRejected, open_websocket_url
 
 from server.config import Settings
+from tests.conftest import BOTH
 from tests.live_client import Client, Live, Message, is_event
 
 WELCOME_KEYS = {
@@ -60,6 +61,7 @@ async def test_welcome_for_owner_member_and_guest(live: Live) -> None:
             assert joined["data"] == {"user_id": member_id, "username": "member1"} and "seq" not in joined
 
 
+@pytest.mark.parametrize("server_mode", BOTH, indirect=True)
 async def test_seq_order_across_concurrent_senders_in_both_encodings(live: Live) -> None:
     tokens = [await live.user() for _ in range(3)]
     room = await live.room(tokens[0][0])

@@ -13,6 +13,7 @@ import pytest
 from server.config import Settings
 from storage.database import Database
 from storage.progression import Award, Progress, apply_awards
+from tests.conftest import BOTH
 from tests.live_client import Client, Live, Message, is_event
 
 
@@ -31,6 +32,7 @@ async def notices_before_pong(sock: Client) -> list[Message]:
     return [m for m in before if is_event("notification")(m)]
 
 
+@pytest.mark.parametrize("server_mode", BOTH, indirect=True)
 async def test_mentions_and_replies_reach_the_user_in_another_room(
     http: httpx.AsyncClient, live: Live
 ) -> None:

@@ -47,7 +47,10 @@ class MemoryJournal:
             self.done.set()
         return CommittedTicket()
 
-    def reopen(self, room_id: str) -> None:
+    def reopen(self, room_id: str, epoch: int | None = None) -> None:
+        return None
+
+    def disown(self, room_id: str, epoch: int) -> None:
         return None
 
     def record_presence(self, room_id: str, user_id: str | None, at: int, present: bool) -> None:

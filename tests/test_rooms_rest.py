@@ -9,6 +9,7 @@ import pytest
 from trio_websocket import ConnectionRejected, open_websocket_url
 
 from storage.database import Database
+from tests.conftest import BOTH
 from tests.live_client import Live
 
 
@@ -16,6 +17,7 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+@pytest.mark.parametrize("server_mode", BOTH, indirect=True)
 async def test_join_leave_members_and_roles_reach_live_sockets(http: httpx.AsyncClient, live: Live) -> None:
     owner, owner_id = await live.user("roomowner")
     member, member_id = await live.user("joiner")

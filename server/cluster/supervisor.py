@@ -20,15 +20,18 @@ import re
 import signal
 import subprocess
 import sys
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import trio
 import trio_asyncio
 
 from server.auth import load_or_create_secret
 from server.cluster.nats_server import EmbeddedNats
+from server.cluster.node import stored_node_id
 from server.cluster.sockets import reuse_port_socket
 from server.config import Settings
 from server.runtime import open_postgres
@@ -152,6 +155,12 @@ class Slot:
     first_ready: trio.Event = field(default_factory=trio.Event)
 
 
+def worker_node_id(data_dir: Path, index: int) -> str:
+    """Worker ``index``'s node id: the same across restarts of this data dir, so a worker that
+    comes back takes its rooms again at once instead of waiting out its own leases."""
+    return str(uuid.uuid5(uuid.UUID(stored_node_id(data_dir)), f"worker-{index}"))
+
+
 class WorkerGroup:
     """N worker processes, kept running until ``stop()``."""
 
@@ -248,7 +257,7 @@ class WorkerGroup:
         # and trio's own open_process forks from a worker thread that may exit.
         process = subprocess.Popen(
             [sys.executable, "-m", "server.cli", "serve"],
-            env=self.env,
+            env={**self.env, "SEDA_NODE_ID": worker_node_id(self.settings.data_dir, slot.index)},
             stdin=subprocess.DEVNULL,
             stderr=stderr_fd,
             # Signals come from the parent alone (a terminal's Ctrl-C too), so it orders shutdown.

@@ -8,14 +8,12 @@ socket in the room has seen them live.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel
 from quart import Blueprint, Response
 from quart_schema import security_scheme_blueprint, validate_request, validate_response
 
-from actors.room_state import RoomState
 from protocol.dj import (
     QueueAddBody,
     QueueAddedOut,
@@ -34,8 +32,9 @@ from protocol.ops import ItemRefData, NoData, QueueAddData, SessionStartData, Vo
 from server.http.errors import NoContent, documents, no_content
 from server.http.params import path_uuid
 from server.http.principal import app_context, require_principal
-from server.http.room_ops import live_actor, read_committed, run_op, run_op_showing
+from server.http.room_ops import read_committed, run_op, run_op_showing
 from server.http.rooms_access import visible_room
+from server.live.room_views import View
 
 blueprint = Blueprint("dj", __name__, url_prefix="/api/v1")
 security_scheme_blueprint(blueprint, [{"bearer": []}])
@@ -49,31 +48,40 @@ def _uuid(raw: str, field: str) -> uuid.UUID:
 # once committed (``run_op_showing``, ``read_committed``), never read from the live state after.
 
 
-def _session_of(state: RoomState) -> dict[str, Any] | None:
-    session = state.session
-    return session.wire() if session is not None else None
+_session_of: View[dict[str, Any] | None] = View("session")
+_rotation: View[dict[str, Any]] = View("rotation")
+_queue: View[list[dict[str, Any]]] = View("queue")
 
 
-def _rotation(state: RoomState) -> dict[str, Any]:
-    session = state.session
-    return session.rotation_wire() if session is not None else {"djs": [], "active": None}
+def _votes_on(item_id: str) -> View[dict[str, Any]]:
+    return View("votes", (item_id,))
 
 
-def _queue(state: RoomState) -> list[dict[str, Any]]:
-    session = state.session
-    return [item.wire() for item in session.play_order()] if session is not None else []
+async def _open_elsewhere(session_id: str) -> bool:
+    """Whether the session has not ended (so the node that owns its room runs it)."""
+    row = await app_context().db.fetchrow(
+        "SELECT ended_at FROM dj_sessions WHERE id = $1", _uuid(session_id, "session_id")
+    )
+    return row is not None and row["ended_at"] is None
 
 
-def _votes_on(item_id: str) -> Callable[[RoomState], dict[str, Any]]:
-    def view(state: RoomState) -> dict[str, Any]:
-        session = state.session
-        playing = session.now_playing if session is not None else None
-        if playing is not None and playing.item.item_id == item_id:
-            return {"item_id": item_id, **playing.votes()}
-        found = session.find_item(item_id) if session is not None else None
-        return {"item_id": item_id, **(found[1].tally() if found else {"up": 0, "down": 0}), "skip": 0}
-
-    return view
+async def _room_with_item(item_id: str) -> str | None:
+    """The live room whose session holds the queue item: here, or asked of the rooms with a live
+    session that other nodes run."""
+    ctx = app_context()
+    registry = ctx.registry
+    actor = registry.with_item(item_id) if registry is not None else None
+    if actor is not None:
+        return actor.room_id
+    if ctx.cluster is None or registry is None:
+        return None
+    rows = await ctx.db.fetch("SELECT DISTINCT room_id::text FROM dj_sessions WHERE ended_at IS NULL")
+    for row in rows:
+        if registry.running(row[0]) is None and await read_committed(
+            row[0], View[bool]("has_item", (item_id,))
+        ):
+            return str(row[0])
+    return None
 
 
 async def _session_room(session_id: str) -> uuid.UUID:
@@ -91,7 +99,7 @@ async def _session_room(session_id: str) -> uuid.UUID:
 
 async def _live_session_room(session_id: str) -> uuid.UUID:
     room_id = await _session_room(session_id)
-    session = await read_committed(await live_actor(str(room_id)), _session_of)
+    session = await read_committed(str(room_id), _session_of)
     if session is None or session["session_id"] != session_id:
         raise NotFound("that session has ended", field="session_id")
     return room_id
@@ -126,7 +134,7 @@ async def current(room_id: str) -> dict[str, Any]:
     rid = _uuid(room_id, "room_id")
     principal = require_principal()
     await visible_room(rid, principal)
-    session = await read_committed(await live_actor(str(rid)), _session_of)
+    session = await read_committed(str(rid), _session_of)
     if session is None:
         raise NotFound("no DJ session is running in this room")
     return session
@@ -141,7 +149,11 @@ async def session_details(session_id: str) -> dict[str, Any]:
     await visible_room(room_id, require_principal())
     registry = app_context().registry
     actor = registry.with_session(session_id) if registry is not None else None
-    state = await read_committed(actor, _session_of) if actor is not None else None
+    state = None
+    if actor is not None:
+        state = await read_committed(actor, _session_of)
+    elif app_context().cluster is not None and await _open_elsewhere(session_id):
+        state = await read_committed(str(room_id), _session_of)
     if state is not None and state["session_id"] != session_id:
         state = None
     # Read after the live state: if the session ended since, the row says so.
@@ -210,7 +222,7 @@ async def queue_add(session_id: str, data: QueueAddBody) -> tuple[dict[str, Any]
 async def queue_get(session_id: str) -> dict[str, Any]:
     room_id = await _live_session_room(session_id)
     await visible_room(room_id, require_principal())
-    return {"session_id": session_id, "queue": await read_committed(await live_actor(str(room_id)), _queue)}
+    return {"session_id": session_id, "queue": await read_committed(str(room_id), _queue)}
 
 
 @blueprint.delete("/dj/sessions/<session_id>/queue/<item_id>")
@@ -228,13 +240,12 @@ async def queue_remove(session_id: str, item_id: str) -> Response:
 async def vote(item_id: str, data: VoteBody) -> dict[str, Any]:
     """Vote up/down/none on a queued or playing item, or ``skip`` the playing one."""
     item = _uuid(item_id, "item_id")
-    registry = app_context().registry
-    actor = registry.with_item(str(item)) if registry is not None else None
-    if actor is None:
+    room_id = await _room_with_item(str(item))
+    if room_id is None:
         raise NotFound("no such queue item", field="item_id")
     op_data: BaseModel = (
         ItemRefData(item_id=item) if data.value == "skip" else VoteData(item_id=item, value=data.value)
     )
     op = "vote.skip" if data.value == "skip" else "vote"
-    _, votes = await run_op_showing(uuid.UUID(actor.room_id), op, op_data, _votes_on(str(item)))
+    _, votes = await run_op_showing(uuid.UUID(room_id), op, op_data, _votes_on(str(item)))
     return votes

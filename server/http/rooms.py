@@ -16,7 +16,6 @@ from quart_schema import (
     validate_response,
 )
 
-from actors.room_state import RoomState
 from protocol.errors import Conflict, Forbidden, NotFound
 from protocol.ops import NoData, PinTrackData
 from protocol.rooms import (
@@ -48,6 +47,7 @@ from server.http.params import cursor_key, optional_body, path_uuid, row_id, tim
 from server.http.principal import app_context, optional_principal, require_principal
 from server.http.room_ops import run_op, run_op_showing
 from server.http.rooms_access import require_room_mod, visible_room
+from server.live.room_views import View
 from storage.rooms import is_private
 
 blueprint = Blueprint("rooms", __name__, url_prefix="/api/v1/rooms")
@@ -66,9 +66,7 @@ def _with_listeners(room: dict[str, Any]) -> dict[str, Any]:
     return {**room, "listeners": registry.listeners(room["id"]) if registry is not None else 0}
 
 
-def _room_now(state: RoomState) -> dict[str, Any]:
-    """The room as an op left it (a reply's view: see ``run_op_showing``)."""
-    return {**state.room_wire(), "listeners": state.listeners()}
+_room_now: View[dict[str, Any]] = View("room")
 
 
 @blueprint.post("")

@@ -7,7 +7,7 @@ import itertools
 import logging
 import uuid
 from collections import deque
-from typing import Any
+from typing import Any, Protocol
 
 import trio
 from pydantic import BaseModel
@@ -34,6 +34,55 @@ def next_conn_id() -> int:
     return next(_ids)
 
 
+class RoomLink(Protocol):
+    """How a socket's ops reach its room: the actor here, or the owner on another node."""
+
+    async def submit(
+        self, conn: LiveConnection, op: str, data: BaseModel, raw: Any, ref: int | None, rate_key: str
+    ) -> bool:
+        """Send the op on (its reply reaches the socket later); False if the room is gone.
+        Raises a ProtocolError to refuse it at once."""
+        ...
+
+    async def leave(self, conn: LiveConnection) -> None:
+        """The socket is closing: it leaves the room (best effort; never raises)."""
+
+
+class LocalLink:
+    """The room runs here: ops go straight into its actor's inbox."""
+
+    def __init__(self, actor: RoomActor, rooms: Rooms, sanctions: Sanctions) -> None:
+        self.actor = actor
+        self._rooms = rooms
+        self._sanctions = sanctions
+
+    async def submit(
+        self, conn: LiveConnection, op: str, data: BaseModel, raw: Any, ref: int | None, rate_key: str
+    ) -> bool:
+        new_id, context = "", dict[str, Any]()
+        if op != "ping":
+            new_id, context = await prepare(self._rooms, self.actor, conn.room_id, op, data)
+            if op == "chat.send" and conn.user_id is not None:
+                site_mute = self._sanctions.muted_until_ms(conn.user_id)
+                if site_mute is not None:  # the room's rule refuses it, in the op's turn
+                    context["site_muted_until"] = site_mute
+        command = Op(conn.conn_id, op, data, new_id, context)
+        try:
+            await self.actor.send(Request(command, conn=conn, ref=ref, rate_key=rate_key))
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            return False
+        return True
+
+    async def leave(self, conn: LiveConnection) -> None:
+        # If the actor is gone, the socket went with it: nothing to leave.
+        with (
+            trio.CancelScope(shield=True),
+            trio.move_on_after(5),
+            contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError),
+        ):
+            await self.actor.send(Request(Leave(conn.conn_id)))
+
+
 class LiveConnection:
     """A socket in a room. The actor calls ``send_frame``/``close``; neither ever blocks."""
 
@@ -46,8 +95,6 @@ class LiveConnection:
         conn_id: int,
         room_id: uuid.UUID,
         user_id: str | None,
-        rooms: Rooms,
-        sanctions: Sanctions,
         invalid_limit: int,
         invalid_window_s: float,
         max_frame_bytes: int,
@@ -58,8 +105,6 @@ class LiveConnection:
         self.user_id = user_id
         self._ws = ws
         self._outbox = outbox
-        self._rooms = rooms
-        self._sanctions = sanctions
         self._invalid: deque[float] = deque()
         self._invalid_limit = invalid_limit
         self._invalid_window_s = invalid_window_s
@@ -87,7 +132,7 @@ class LiveConnection:
 
     # ---- the socket's life -----------------------------------------------------------
 
-    async def serve(self, actor: RoomActor) -> None:
+    async def serve(self, link: RoomLink) -> None:
         """Read ops until the client goes or the room closes the socket; then leave the room.
 
         One task per socket besides trio-websocket's reader: a close from the room (or the
@@ -98,7 +143,7 @@ class LiveConnection:
                 with trio.CancelScope() as self._reading:
                     if self._close is not None or self._outbox.dead:
                         self._reading.cancel()
-                    await self._read(actor)
+                    await self._read(link)
             except Exception:  # a fault of ours in serving this socket: it closes, nothing else does
                 log.exception(
                     "live socket %s failed (room %s, user %s)", self.conn_id, self.room_id, self.user_id
@@ -113,15 +158,9 @@ class LiveConnection:
                 with trio.move_on_after(CLOSE_GRACE_S):
                     await self._outbox.wait_send_all_might_not_block()  # the 4009 frame, if any
         finally:
-            # If the actor is gone, the socket went with it: nothing to leave.
-            with (
-                trio.CancelScope(shield=True),
-                trio.move_on_after(5),
-                contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError),
-            ):
-                await actor.send(Request(Leave(self.conn_id)))
+            await link.leave(self)
 
-    async def _read(self, actor: RoomActor) -> None:
+    async def _read(self, link: RoomLink) -> None:
         rate_key = self.user_id or f"guest:{self.conn_id}"
         while True:
             try:
@@ -148,26 +187,13 @@ class LiveConnection:
                     return
                 continue
             try:
-                new_id, context = await self._prepare(actor, envelope.op, data)
+                sent = await link.submit(self, envelope.op, data, envelope.data, envelope.ref, rate_key)
             except ProtocolError as error:
                 self._reply_error(envelope.ref, error)
                 continue
-            op = Op(self.conn_id, envelope.op, data, new_id, context)
-            try:
-                await actor.send(Request(op, conn=self, ref=envelope.ref, rate_key=rate_key))
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
+            if not sent:
                 self.close(CLOSE_INTERNAL, "room restarting")
                 return
-
-    async def _prepare(self, actor: RoomActor, op: str, data: BaseModel) -> tuple[str, dict[str, Any]]:
-        if op == "ping":
-            return "", {}
-        new_id, context = await prepare(self._rooms, actor, self.room_id, op, data)
-        if op == "chat.send" and self.user_id is not None:
-            site_mute = self._sanctions.muted_until_ms(self.user_id)
-            if site_mute is not None:  # the room's rule refuses it, in the op's turn
-                context["site_muted_until"] = site_mute
-        return new_id, context
 
     def _reply_error(self, ref: int | None, error: ProtocolError) -> None:
         self.send_frame(encode_frame(error_message(ref, error), self.encoding))

@@ -13,11 +13,23 @@ from trio_websocket import WebSocketConnection, WebSocketRequest, wrap_server_st
 
 from actors.commands import Join
 from actors.registry import RoomRegistry
-from actors.room_actor import CLOSE_GOING_AWAY, CLOSE_INTERNAL, MAX_REPLAY, Request, RoomActor
+from actors.room_actor import (
+    CLOSE_GOING_AWAY,
+    CLOSE_INTERNAL,
+    CLOSE_RESTART,
+    CLOSE_ROOM_DELETED,
+    MAX_REPLAY,
+    Request,
+    RoomActor,
+)
 from protocol.codec import Encoding
-from protocol.errors import BadRequest, Forbidden, NotFound, ProtocolError, Unauthorized
+from protocol.errors import BadRequest, Forbidden, NotFound, OwnedElsewhere, ProtocolError, Unauthorized
 from server.auth import Principal, TokenIssuer
-from server.live.connection import LiveConnection, next_conn_id
+from server.cluster.bus import BusError
+from server.cluster.edge import RoomMoved
+from server.cluster.service import Cluster, EdgeLink
+from server.cluster.sockets import reuse_port_socket
+from server.live.connection import LiveConnection, LocalLink, RoomLink, next_conn_id
 from server.live.outbox import CLOSE_FLUSH_S, OutboxStream
 from server.live.user_sockets import UserSockets
 from server.metrics import Metrics
@@ -28,6 +40,7 @@ from storage.users import Users
 log = logging.getLogger("seda.live")
 
 HANDSHAKE_TIMEOUT_S = 10.0
+EDGE_RETRY_S = 0.2
 ROOM_PATH_PREFIX = "/ws/rooms/"
 
 
@@ -105,6 +118,8 @@ class LiveGateway:
         sanctions: Sanctions,
         metrics: Metrics,
         limits: GatewayLimits,
+        cluster: Cluster | None = None,
+        retry_s: float = 7.0,
     ) -> None:
         self._tokens = tokens
         self._users = users
@@ -114,18 +129,31 @@ class LiveGateway:
         self._sanctions = sanctions
         self._metrics = metrics
         self._limits = limits
+        self._cluster = cluster
+        self._retry_s = retry_s  # how long a socket waits for its room's owner to be found (> the lease TTL)
         self._accepting = True
         self._open = 0
         self._all_closed = trio.Event()
         self._all_closed.set()
 
-    async def serve(self, host: str, port: int, *, task_status: trio.TaskStatus[int]) -> None:
-        """Listen until cancelled; reports the bound port through ``task_status``."""
-        listeners = await trio.open_tcp_listeners(port, host=host)
+    async def serve(
+        self, host: str, port: int, *, reuse_port: bool = False, task_status: trio.TaskStatus[int]
+    ) -> None:
+        """Listen until cancelled; reports the bound port through ``task_status``. With
+        ``reuse_port``, the port is shared with other workers (SO_REUSEPORT)."""
+        listeners: list[trio.SocketListener]
+        if reuse_port:
+            listeners = [trio.SocketListener(trio.socket.from_stdlib_socket(reuse_port_socket(host, port)))]
+        else:
+            listeners = await trio.open_tcp_listeners(port, host=host)
         bound = listeners[0].socket.getsockname()[1]
         async with trio.open_nursery() as nursery:
             task_status.started(bound)
             await trio.serve_listeners(self._handle, listeners, handler_nursery=nursery)
+
+    @property
+    def open_sockets(self) -> int:
+        return self._open
 
     def stop_accepting(self) -> None:
         self._accepting = False
@@ -179,7 +207,14 @@ class LiveGateway:
         try:
             admission = await self._admit(request)
             client.room_id, client.user_id = admission.room_id, admission.user_id
-            actor = await self._registry.get(str(admission.room_id))
+            actor: RoomActor | None = None
+            remote = False
+            try:
+                actor = await self._registry.get(str(admission.room_id))
+            except OwnedElsewhere:
+                remote = self._cluster is not None  # another node runs the room: served here as an edge
+                if not remote:
+                    raise
         except ProtocolError as error:
             await _refuse(request, error.http_status, json.dumps({"error": error.to_body()}).encode())
             return
@@ -187,8 +222,8 @@ class LiveGateway:
             log.exception("admitting a live socket failed (room %s, user %s)", client.room_id, client.user_id)
             await _refuse(request, 500)
             return
-        if actor is None or not self._accepting:
-            await _refuse(request, 503 if actor is not None or self._registry.closing else 404)
+        if (actor is None and not remote) or not self._accepting:
+            await _refuse(request, 503 if actor is not None or remote or self._registry.closing else 404)
             return
         encoding, subprotocol = Encoding.negotiate(request.proposed_subprotocols)
         ws = await request.accept(subprotocol=subprotocol)
@@ -201,31 +236,37 @@ class LiveGateway:
             conn_id=conn_id,
             room_id=admission.room_id,
             user_id=admission.user_id,
-            rooms=self._rooms,
-            sanctions=self._sanctions,
             invalid_limit=self._limits.invalid_frame_limit,
             invalid_window_s=self._limits.invalid_frame_window_s,
             max_frame_bytes=self._limits.max_frame_bytes,
         )
         self._metrics.live_connections.inc()
         try:
-            actor = await self._enter(actor, admission, conn)
-            if actor is None:
+            link = await self._enter(actor, admission, conn)
+            if link is None:
+                return
+            if isinstance(link, tuple):
                 with trio.move_on_after(HANDSHAKE_TIMEOUT_S):
-                    await ws.aclose(1001 if self._registry.closing else 1011, "room unavailable, reconnect")
+                    await ws.aclose(*link)
                 return
             if admission.user_id is not None:
                 self._user_sockets.add(admission.user_id, conn)
             try:
-                await conn.serve(actor)
+                await conn.serve(link)
             finally:
                 if admission.user_id is not None:
                     self._user_sockets.remove(admission.user_id, conn)
         finally:
             self._metrics.live_connections.dec()
 
-    async def _enter(self, actor: RoomActor, admission: Admission, conn: LiveConnection) -> RoomActor | None:
-        """Hand the socket to the room. An actor that stopped meanwhile is replaced, a few times at most."""
+    async def _enter(
+        self, actor: RoomActor | None, admission: Admission, conn: LiveConnection
+    ) -> RoomLink | tuple[int, str] | None:
+        """Hand the socket to the room: its actor here, or its owner on another node (an edge).
+
+        An actor that stopped meanwhile is replaced; an owner that went is looked for again
+        (this node claims the room once its lease is free) until ``retry_s`` has passed.
+        Returns the socket's link to the room, or the close to send instead."""
         join = Join(
             conn.conn_id,
             admission.user_id,
@@ -235,23 +276,73 @@ class LiveGateway:
             admission.is_artist,
             self._sanctions.muted_until_ms(admission.user_id) if admission.user_id is not None else None,
         )
-        for _ in range(3):
-            stored = []
-            if admission.since is not None and admission.since + 1 < actor.ring_start():
-                stored = await self._rooms.events_after(admission.room_id, admission.since, MAX_REPLAY)
-            try:
-                await actor.send(Request(join, conn=conn, since=admission.since, stored=stored))
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
+        room_id = str(admission.room_id)
+        unavailable = (
+            CLOSE_GOING_AWAY if self._registry.closing else CLOSE_INTERNAL,
+            "room unavailable, reconnect",
+        )
+        deadline = trio.current_time() + self._retry_s
+        while trio.current_time() < deadline:
+            if actor is not None:
+                stored = []
+                if admission.since is not None and admission.since + 1 < actor.ring_start():
+                    stored = await self._rooms.events_after(admission.room_id, admission.since, MAX_REPLAY)
                 try:
-                    replacement = await self._registry.get(str(admission.room_id))
-                except ProtocolError:
-                    return None
-                if replacement is None:
-                    return None
-                actor = replacement
-                continue
-            return actor
-        return None
+                    await actor.send(Request(join, conn=conn, since=admission.since, stored=stored))
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    pass
+                else:
+                    return LocalLink(actor, self._rooms, self._sanctions)
+            elif self._cluster is not None:
+                try:
+                    return await self._enter_edge(self._cluster, join, admission, conn)
+                except RoomMoved:
+                    await trio.sleep(EDGE_RETRY_S)  # its lease runs out, or its owner subscribes
+                except BusError:
+                    return CLOSE_RESTART, "the room's node cannot be reached, reconnect"
+            if self._registry.closing:
+                break
+            try:
+                actor = await self._registry.get(room_id)
+            except ProtocolError:
+                break
+            except OwnedElsewhere:
+                actor = None
+            else:
+                if actor is None:
+                    return CLOSE_ROOM_DELETED, "room deleted"
+        return unavailable if self._cluster is None else (CLOSE_RESTART, "room unavailable, reconnect")
+
+    async def _enter_edge(
+        self, cluster: Cluster, join: Join, admission: Admission, conn: LiveConnection
+    ) -> RoomLink | tuple[int, str]:
+        edges = cluster.edges
+        edge = await edges.attach(str(admission.room_id))
+        body = {
+            "k": "join",
+            "node": edges.node_id,
+            "conn": join.conn_id,
+            "user_id": join.user_id,
+            "username": join.username,
+            "role": join.role,
+            "is_admin": join.is_admin,
+            "is_artist": join.is_artist,
+            "muted": join.site_muted_until,
+            "since": admission.since,
+        }
+        try:
+            answer = await edges.request(edge.room_id, body)
+        except BaseException:
+            edges.join_failed(edge)
+            raise
+        if not answer.get("ok"):
+            edges.join_failed(edge)
+            close = answer.get("close")
+            if isinstance(close, list) and len(close) == 2:
+                return int(close[0]), str(close[1])
+            raise RoomMoved(edge.room_id)
+        edge.welcome(conn, admission.user_id, answer["first"], int(answer["seq"]), int(answer["epoch"]))
+        return EdgeLink(edge, edges)
 
     async def _admit(self, request: WebSocketRequest) -> Admission:
         """Check path, token, room and membership; raise the refusal (401/403/404/400) otherwise."""

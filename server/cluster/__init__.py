@@ -1,0 +1,1 @@
+"""Many processes and machines: leases, the bus between nodes, edges, and `--workers N`."""
