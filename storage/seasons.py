@@ -121,7 +121,17 @@ class Seasons:
         last = previous_season(season_of(now))
         if await self.closed(last):
             return []
-        _, notes = await self.close(last, now)
+
+        async def unit(conn: asyncpg.Connection) -> list[Any] | None:
+            # One closer across every node: the others skip while one holds the lock.
+            if not await conn.fetchval("SELECT pg_try_advisory_xact_lock(hashtext('seda.season_closer'))"):
+                return None
+            _, notes = await _close(conn, last, now)
+            return notes
+
+        notes = await self._db.run(unit)
+        if notes is None:
+            return []
         log.info("season %s closed", last)
         return notes
 

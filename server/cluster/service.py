@@ -77,6 +77,17 @@ class EdgeLink:
             await self._side.request(self.edge.room_id, body, timeout=2)
 
 
+def _as_sent(data: BaseModel) -> dict[str, Any]:
+    """An op's data as a client would send it, for the owner to validate again. A track given
+    by link was resolved to its provider and id when validated here: it goes as the link."""
+    raw = data.model_dump(mode="json", exclude_none=True)
+    track = raw.get("track")
+    if isinstance(track, dict) and track.get("url"):
+        track.pop("provider", None)
+        track.pop("provider_id", None)
+    return raw
+
+
 class RemoteRoom:
     """A live room another node owns, as REST calls on this node use it."""
 
@@ -91,7 +102,7 @@ class RemoteRoom:
             "k": "rest",
             "id": uuid.uuid4().hex,
             "op": op,
-            "data": data.model_dump(mode="json"),
+            "data": _as_sent(data),
             "caller": [caller.user_id, caller.username, caller.role, caller.is_admin, caller.is_artist],
             "view": [view.name, list(view.args)] if view is not None else None,
         }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import secrets
 import logging
 import uuid
 from collections import deque
@@ -25,7 +26,10 @@ from storage.sanctions import Sanctions
 
 log = logging.getLogger("seda.live")
 
-_ids = itertools.count(1)
+# Connection ids are unique across the nodes of a cluster (an edge's sockets are members of a
+# room on another node): each process counts from its own random block of 2**20, below 2**50
+# (exact in JSON). Two processes share a block with odds of about 1 in 2**29.
+_ids = itertools.count((secrets.randbits(30) << 20) + 1)
 CLOSE_GRACE_S = 2.0
 CLOSE_TOO_LARGE = 1009
 
