@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from bench import takeover, workers_compare
 from bench.affinity import describe, pin, split_cpus
 from bench.control import OpFailed
 from bench.coordinator import Coordinator, WorkerFailed
@@ -23,6 +24,7 @@ from bench.report import RunInfo, build_report, format_table
 from bench.rest import RestApi, SetupFailed, UserPool
 from bench.scenarios import SCENARIOS
 from bench.scenarios.base import SetupEnv
+from bench.scenarios.chat import RoomsScenario
 from bench.target import RAISED_LIMITS, ServerFailed, ServerMonitor, SpawnedServer, seda_command
 from bench.wsclient import ConnectFailed, LiveEndpoint
 
@@ -56,6 +58,13 @@ def _common_options() -> argparse.ArgumentParser:
     target.add_argument(
         "--no-pin", action="store_true", help="--spawn: do not pin server and harness to CPUs"
     )
+    target.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="--spawn: worker processes of the server (SEDA_WORKERS; 1). With more than one, nothing "
+        "is pinned: the workers, Postgres, NATS and the harness share every CPU",
+    )
     run = common.add_argument_group("run")
     run.add_argument("--procs", type=int, default=1, help="worker processes driving the sockets (1)")
     run.add_argument("--duration", type=float, default=10.0, help="measured window in seconds (10)")
@@ -87,6 +96,15 @@ def build_parser() -> argparse.ArgumentParser:
     for name, scenario in SCENARIOS.items():
         sub = scenarios.add_parser(name, parents=[common], help=scenario.help, description=scenario.help)
         scenario.add_arguments(sub)
+    compare_help = "the rooms chat load (100 rooms x 5 listeners) against 1 and then 2 server workers"
+    sub = scenarios.add_parser(
+        "workers-compare", parents=[common], help=compare_help, description=compare_help
+    )
+    RoomsScenario.add_arguments(sub)
+    workers_compare.add_arguments(sub)
+    takeover_help = "kill -9 the worker owning a room, time until a client resumes there (--workers 2)"
+    sub = scenarios.add_parser("takeover", help=takeover_help, description=takeover_help)
+    takeover.add_arguments(sub)
     return parser
 
 
@@ -124,12 +142,18 @@ async def run_bench(args: argparse.Namespace, progress: ProgressBar) -> dict[str
     try:
         if args.spawn:
             server = SpawnedServer(
-                seda_command(args.seda), data_dir=args.data_dir, env=_server_env(args.server_env)
+                seda_command(args.seda),
+                data_dir=args.data_dir,
+                env=_server_env(args.server_env),
+                workers=args.workers,
             )
             progress.note(f"starting seda serve in {server.data_dir}")
             await server.start()
             http, live, pid, db_pid = server.http, server.live, server.pid, server.db_pid
             target["raised_limits"] = RAISED_LIMITS | _server_env(args.server_env)
+            target["workers"] = args.workers
+            if server.worker_pids:
+                target["worker_pids"] = server.worker_pids
         else:
             http, live, pid, db_pid = args.http, args.live, args.server_pid, args.db_pid
         target.update({"http": http, "live": live, "spawned": server is not None, "server_pid": pid})
@@ -154,7 +178,12 @@ async def run_bench(args: argparse.Namespace, progress: ProgressBar) -> dict[str
         plan = await scenario.setup(env)
         progress.done()
 
-        split = split_cpus() if server is not None and not args.no_pin else None
+        # More workers than one: left unpinned (with 2 cores, one core each for N workers and the
+        # harness is not possible; pinning them all to one core would measure nothing).
+        pinning = server is not None and not args.no_pin and args.workers == 1
+        split = split_cpus() if pinning else None
+        if server is not None and split is None:
+            target["unpinned"] = f"CPUs {describe(frozenset(os.sched_getaffinity(0)))}"
         if server is not None and split is not None:
             # Pinned after set-up, so registering users (Argon2) may use every core.
             pin([os.getpid()], split.harness, descendants=False)
@@ -198,9 +227,16 @@ async def run_bench(args: argparse.Namespace, progress: ProgressBar) -> dict[str
 
 def _target_summary(target: dict[str, Any]) -> str:
     if target.get("spawned"):
-        text = f"spawned seda serve pid {target['server_pid']} (rate limits raised)"
+        workers = target.get("workers", 1)
+        text = f"spawned seda serve pid {target['server_pid']}"
+        if workers > 1:
+            pids = ", ".join(str(p) for p in target.get("worker_pids", []))
+            text += f" with {workers} workers" + (f" (pids {pids})" if pids else "")
+        text += " (rate limits raised)"
         if "pinned" in target:
             text += f", server on CPU {target['pinned']['server']}, bench on CPU {target['pinned']['bench']}"
+        elif "unpinned" in target:
+            text += f", unpinned: server, Postgres, NATS and bench share {target['unpinned']}"
         if target.get("exit_code") not in (0, None):
             text += f"; EXITED WITH {target['exit_code']}"
     else:
@@ -211,15 +247,52 @@ def _target_summary(target: dict[str, Any]) -> str:
     return text
 
 
+async def run_compare(args: argparse.Namespace, progress: ProgressBar) -> dict[str, Any]:
+    reports = []
+    for workers in workers_compare.counts(args.counts):
+        progress.note(f"workers-compare: run with --workers {workers}")
+        reports.append(await run_bench(workers_compare.run_args(args, workers), progress))
+    return {"runs": reports, "comparison": workers_compare.compare(reports)}
+
+
+def _main_takeover(args: argparse.Namespace) -> int:
+    if args.trials < 1 or args.workers < 2:
+        raise SystemExit("takeover wants --trials >= 1 and --workers >= 2")
+    try:
+        report = asyncio.run(takeover.Takeover(args, ProgressBar(enabled=False)).run())
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (SetupFailed, ServerFailed, ConnectFailed, OpFailed, httpx.HTTPError, TimeoutError) as exc:
+        print(f"bench: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    print(takeover.format_takeover(report))
+    if args.json is not None:
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+    return 0 if report["failed_trials"] == 0 else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.scenario == "takeover":
+        return _main_takeover(args)
+    if args.scenario == "workers-compare":
+        args.spawn = True
     if args.spawn == bool(args.http or args.live) or (not args.spawn and not (args.http and args.live)):
         parser.error("give either --spawn, or both --http and --live")
     if args.procs < 1:
         parser.error("--procs must be at least 1")
+    if args.workers < 1 or (args.workers > 1 and not args.spawn):
+        parser.error("--workers must be at least 1, and goes with --spawn")
     progress = ProgressBar(enabled=not args.quiet)
     try:
+        if args.scenario == "workers-compare":
+            both = asyncio.run(run_compare(args, progress))
+            print(workers_compare.format_compare(both["runs"], both["comparison"]))
+            if args.json is not None:
+                args.json.write_text(json.dumps(both, indent=2) + "\n")
+            return 0
         report = asyncio.run(run_bench(args, progress))
     except KeyboardInterrupt:
         progress.done()

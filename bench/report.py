@@ -37,15 +37,20 @@ def _server(outcome: RunOutcome, counters: dict[str, int]) -> dict[str, Any] | N
         "cpu_s": round(cpu, 3),
         "cpu_of_one_core": round(cpu / wall, 3),
         "rss_mib": {name: round(s.rss / MIB, 1) for name, s in samples.items()},
+        "processes": end.processes,
     }
     units = (
         ("delivery", counters.get("deliveries", 0)),
+        ("acked_message", counters.get("acked", 0)),
         ("request", counters.get("requests", 0)),
         ("vote", counters.get("votes_acked", 0)),
     )
     for unit, count in units:
         if count:
             server[f"us_per_{unit}"] = round(cpu / count * 1e6, 2)
+    if start.nats_cpu_s is not None and end.nats_cpu_s is not None:
+        server["nats_cpu_s"] = round(end.nats_cpu_s - start.nats_cpu_s, 3)
+        server["nats_cpu_of_one_core"] = round((end.nats_cpu_s - start.nats_cpu_s) / wall, 3)
     sockets = counters.get("sockets", 0)
     if "baseline" in samples and sockets:
         server["rss_kib_per_socket"] = round((end.rss - samples["baseline"].rss) / sockets / KIB, 2)
@@ -64,7 +69,7 @@ def _machine(outcome: RunOutcome, server: dict[str, Any] | None) -> dict[str, An
     busy = [b - a for a, b in zip(start.busy_s, end.busy_s, strict=True)]
     ours = sum(w.cpu_s for w in outcome.workers) + outcome.coordinator_cpu_s
     if server is not None:
-        ours += server["cpu_s"] + server.get("db_cpu_s", 0.0)
+        ours += server["cpu_s"] + server.get("db_cpu_s", 0.0) + server.get("nats_cpu_s", 0.0)
     return {
         "cpu_busy": [round(b / wall, 3) for b in busy],
         "others_cores": round(max(sum(busy) - ours, 0.0) / wall, 3) if server is not None else None,
@@ -167,15 +172,21 @@ def format_table(report: dict[str, Any]) -> str:
         row("server", "not measured (give --server-pid, or --spawn)")
     else:
         per = [
-            f"{server[key]:,} µs/{key.removeprefix('us_per_')}" for key in server if key.startswith("us_per_")
+            f"{server[key]:,} µs/{key.removeprefix('us_per_').replace('_', ' ')}"
+            for key in server
+            if key.startswith("us_per_")
         ]
+        processes = server.get("processes", 1)
         row(
             "server CPU",
             f"{server['cpu_s']:.2f} s = {server['cpu_of_one_core']:.0%} of a core"
+            + (f" ({processes} processes)" if processes > 1 else "")
             + (f"; {', '.join(per)}" if per else ""),
         )
         if "db_cpu_s" in server:
             row("postgres CPU", f"{server['db_cpu_s']:.2f} s = {server['db_cpu_of_one_core']:.0%} of a core")
+        if "nats_cpu_s" in server:
+            row("nats CPU", f"{server['nats_cpu_s']:.2f} s = {server['nats_cpu_of_one_core']:.0%} of a core")
         rss = server["rss_mib"]
         phases = ", ".join(f"{name} {mib:,.1f}" for name, mib in rss.items())
         per_socket = (

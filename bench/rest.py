@@ -56,6 +56,23 @@ class RestApi:
         )
         return User(username, str(body["user"]["id"]), str(body["access_token"]))
 
+    async def login(self, username: str, password: str = PASSWORD) -> str:
+        """A token for an existing user (e.g. an admin made with ``seda user create``)."""
+        body = await self._json(
+            await self.client.post("/api/v1/auth/login", json={"username": username, "password": password}),
+            200,
+        )
+        return str(body["access_token"])
+
+    async def get_json(self, path: str, token: str) -> tuple[int, Any]:
+        """GET with a bearer token: the status and the decoded body (None if it is not JSON)."""
+        response = await self.client.get(path, headers={"Authorization": f"Bearer {token}"})
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        return response.status_code, body
+
     async def token_works(self, token: str) -> bool:
         response = await self.client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
         return response.status_code == 200

@@ -29,6 +29,10 @@ RAISED_LIMITS = {
 }
 _REST = re.compile(r"REST API listening on (http://\S+)")
 _LIVE = re.compile(r"live gateway listening on (ws://\S+)")
+# With --workers N each worker's lines start "[worker N] "; the parent says when all of them listen.
+_ALL_LISTENING = re.compile(r"all \d+ workers listening \(pids ([\d, ]+)\)")
+_PARENT_REST = re.compile(r"^(?!\[worker).*REST API listening on (http://\S+)", re.M)
+_PARENT_LIVE = re.compile(r"^(?!\[worker).*live gateway listening on (ws://\S+)", re.M)
 
 
 class ServerFailed(RuntimeError):
@@ -41,6 +45,8 @@ class ServerSample:
     cpu_s: float
     rss: int
     db_cpu_s: float | None
+    nats_cpu_s: float | None = None
+    processes: int = 1  # server processes summed (the parent and its workers)
 
 
 @dataclass(frozen=True)
@@ -57,7 +63,13 @@ class MachineSample:
 
 
 class ServerMonitor:
-    """Reads the server's CPU time and RSS (and its Postgres's CPU time, if known) on demand."""
+    """Reads the server's CPU time and RSS (and its Postgres's CPU time, if known) on demand.
+
+    The server is the process ``pid`` and every descendant of it (the workers of ``seda serve
+    --workers N``) except its embedded Postgres (the postmaster ``db_pid`` and its backends,
+    reported on their own) and ``nats-server`` (reported on its own). Workers that exited and
+    were reaped count through the parent's children_* times (so do a reaped Postgres or NATS,
+    which only happens at shutdown)."""
 
     def __init__(self, pid: int, db_pid: int | None = None) -> None:
         self.pid = pid
@@ -69,9 +81,40 @@ class ServerMonitor:
             with self.process.oneshot():
                 times = self.process.cpu_times()
                 rss = self.process.memory_info().rss
+            cpu = times.user + times.system + times.children_user + times.children_system
+            descendants = self.process.children(recursive=True)
         except psutil.NoSuchProcess:
             return None
-        return ServerSample(time.time_ns(), times.user + times.system, rss, self._db_cpu())
+        db_pids = self._db_pids()
+        nats_cpu: float | None = None
+        processes = 1
+        for child in descendants:
+            if child.pid in db_pids:
+                continue
+            try:
+                with child.oneshot():
+                    name = child.name()
+                    child_times = child.cpu_times()
+                    child_rss = child.memory_info().rss
+            except psutil.NoSuchProcess:
+                continue
+            if name == "postgres":  # a backend not yet in our view of the postmaster's children
+                continue
+            if name.startswith("nats-server"):
+                nats_cpu = (nats_cpu or 0.0) + child_times.user + child_times.system
+                continue
+            cpu += child_times.user + child_times.system
+            rss += child_rss
+            processes += 1
+        return ServerSample(time.time_ns(), cpu, rss, self._db_cpu(), nats_cpu, processes)
+
+    def _db_pids(self) -> set[int]:
+        if self.db is None:
+            return set()
+        try:
+            return {self.db.pid, *(child.pid for child in self.db.children(recursive=True))}
+        except psutil.NoSuchProcess:
+            return {self.db.pid}
 
     def _db_cpu(self) -> float | None:
         """The postmaster, the backends alive now, and those already reaped (its children_* times)."""
@@ -107,8 +150,11 @@ def seda_command(explicit: str | None) -> list[str]:
 class SpawnedServer:
     """``seda serve`` on free ports in its own data directory (a temporary one unless given)."""
 
-    def __init__(self, command: list[str], *, data_dir: Path | None, env: dict[str, str]) -> None:
+    def __init__(
+        self, command: list[str], *, data_dir: Path | None, env: dict[str, str], workers: int = 1
+    ) -> None:
         self.command = command
+        self.workers = workers
         self.keep_data = data_dir is not None
         self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="seda-bench-server-"))
         self.extra_env = env
@@ -117,6 +163,7 @@ class SpawnedServer:
         self.http = ""
         self.live = ""
         self.exit_code: int | None = None
+        self.worker_pids: list[int] = []
 
     @property
     def pid(self) -> int:
@@ -137,6 +184,7 @@ class SpawnedServer:
             {"SEDA_DATA_DIR": str(self.data_dir), "SEDA_HTTP_PORT": "0", "SEDA_LIVE_PORT": "0"},
         )
         env.update(RAISED_LIMITS)
+        env["SEDA_WORKERS"] = str(self.workers)
         env.update(self.extra_env)
         return env
 
@@ -157,6 +205,13 @@ class SpawnedServer:
         while time.monotonic() < deadline:
             text = self._log(offset)
             rest, live = _REST.search(text), _LIVE.search(text)
+            if self.workers > 1:  # the parent's own lines, once every worker listens
+                rest, live = _PARENT_REST.search(text), _PARENT_LIVE.search(text)
+                listening = _ALL_LISTENING.search(text)
+                if listening:
+                    self.worker_pids = [int(p) for p in re.findall(r"\d+", listening.group(1))]
+                else:
+                    rest = None
             if rest and live:
                 self.http, self.live = rest.group(1), live.group(1)
                 return
@@ -199,6 +254,38 @@ class SpawnedServer:
                 await process.wait()
         self.exit_code = process.returncode
         return self.exit_code
+
+    def database_url(self) -> str | None:
+        """A DSN for the embedded Postgres while it runs (its socket directory, from its pid file),
+        for ``seda`` commands run beside the server (``seda user create``)."""
+        try:
+            lines = (self.data_dir / "pg" / "postmaster.pid").read_text().splitlines()
+        except OSError:
+            return None
+        if len(lines) < 5 or not lines[4].strip():
+            return None
+        return f"postgresql://postgres@/postgres?host={lines[4].strip()}"
+
+    async def run_seda(self, *args: str) -> str:
+        """Run ``seda ARGS`` against this server's database (not its data-dir lock); its output."""
+        dsn = self.database_url()
+        if dsn is None:
+            raise ServerFailed("the embedded Postgres's socket directory is unknown")
+        env = {k: v for k, v in self.env().items() if k != "SEDA_WORKERS"}
+        env["DATABASE_URL"] = dsn
+        process = await asyncio.create_subprocess_exec(
+            *self.command,
+            *args,
+            env=env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        out, _ = await process.communicate()
+        text = out.decode(errors="replace")
+        if process.returncode != 0:
+            raise ServerFailed(f"seda {' '.join(args[:2])} exited ({process.returncode}):\n{text[-2000:]}")
+        return text
 
     def cleanup(self) -> None:
         """Remove a temporary data directory, unless the server failed (its log is in there)."""
