@@ -81,7 +81,9 @@ class Leases:
     async def register(self) -> None:
         await self._db.execute(
             """INSERT INTO nodes (node_id, host, pid) VALUES ($1, $2, $3)
-               ON CONFLICT (node_id) DO UPDATE SET heartbeat_at = now(), stopped_at = NULL""",
+               ON CONFLICT (node_id) DO UPDATE
+                   SET host = EXCLUDED.host, pid = EXCLUDED.pid, started_at = now(), heartbeat_at = now(),
+                       sockets = 0, stopped_at = NULL""",
             uuid.UUID(self.node_id),
             socket.gethostname(),
             os.getpid(),

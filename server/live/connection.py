@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import secrets
 import logging
+import secrets
 import uuid
 from collections import deque
 from typing import Any, Protocol

@@ -25,7 +25,7 @@ from actors.room_actor import (
 from protocol.codec import Encoding
 from protocol.errors import BadRequest, Forbidden, NotFound, OwnedElsewhere, ProtocolError, Unauthorized
 from server.auth import Principal, TokenIssuer
-from server.cluster.bus import BusError
+from server.cluster.bus import BusError, BusTimeout
 from server.cluster.edge import RoomMoved
 from server.cluster.service import Cluster, EdgeLink
 from server.cluster.sockets import reuse_port_socket
@@ -41,6 +41,7 @@ log = logging.getLogger("seda.live")
 
 HANDSHAKE_TIMEOUT_S = 10.0
 EDGE_RETRY_S = 0.2
+EDGE_JOIN_TIMEOUT_S = 2.0  # an owner that does not answer a join within this is looked for again
 ROOM_PATH_PREFIX = "/ws/rooms/"
 
 
@@ -296,7 +297,7 @@ class LiveGateway:
             elif self._cluster is not None:
                 try:
                     return await self._enter_edge(self._cluster, join, admission, conn)
-                except RoomMoved:
+                except (RoomMoved, BusTimeout):
                     await trio.sleep(EDGE_RETRY_S)  # its lease runs out, or its owner subscribes
                 except BusError:
                     return CLOSE_RESTART, "the room's node cannot be reached, reconnect"
@@ -331,7 +332,7 @@ class LiveGateway:
             "since": admission.since,
         }
         try:
-            answer = await edges.request(edge.room_id, body)
+            answer = await edges.request(edge.room_id, body, timeout=EDGE_JOIN_TIMEOUT_S)
         except BaseException:
             edges.join_failed(edge)
             raise

@@ -77,5 +77,5 @@ class View(Generic[T]):
         if not isinstance(raw, list | tuple) or len(raw) != 2 or raw[0] not in VIEWS:
             raise ValueError(f"not a view: {raw!r}")
         if not isinstance(raw[1], list | tuple):
-            raise ValueError(f"not a view's arguments: {raw[1]!r}")
+            raise ValueError(f"not a view's arguments: {raw[1]!r}")  # noqa: TRY004 - callers take ValueError
         return View(str(raw[0]), tuple(str(a) for a in raw[1]))
