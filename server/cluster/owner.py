@@ -15,13 +15,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import trio
+from pydantic import BaseModel, ValidationError
 
 from actors.commands import Join, Leave, Op, Tick
 from actors.registry import RoomRegistry
 from actors.room_actor import MAX_REPLAY, RemoteJoin, Reply, Request, RoomActor
 from actors.room_state import Connection
 from protocol.errors import BadRequest, Internal, ProtocolError
-from protocol.ops import parse_op_data
+from protocol.ops import NoData, parse_op_data
+from protocol.rooms import OwnerChange, RoleChange, UpdateRoomBody
 from server.cluster.bus import Bus, BusMessage, Subscription
 from server.cluster.wire import events_subject, ops_subject, pack, unpack
 from server.live.prepare import prepare
@@ -30,6 +32,14 @@ from storage.rooms import Rooms
 from storage.sanctions import Sanctions
 
 log = logging.getLogger("seda.cluster")
+
+# Ops only REST calls make (their bodies are REST models, not PROTOCOL.md op data).
+REST_ONLY_OPS: dict[str, type[BaseModel]] = {
+    "member.role": RoleChange,
+    "room.update": UpdateRoomBody,
+    "room.transfer": OwnerChange,
+    "room.delete": NoData,
+}
 
 MISSED_BEATS = 3
 JOIN_TIMEOUT_S = 10.0
@@ -277,7 +287,14 @@ class OwnerSide:
             raise BadRequest("caller must be a list of five", field="caller")
         user_id, username, role, is_admin, is_artist = caller_fields
         caller = Connection(str(user_id), str(username), str(role), bool(is_admin), bool(is_artist))
-        data = parse_op_data(op, _map(body, "data"))
+        rest_only = REST_ONLY_OPS.get(op)
+        if rest_only is not None:
+            try:
+                data: BaseModel = rest_only.model_validate(_map(body, "data"))
+            except ValidationError as exc:
+                raise BadRequest(f"{op}: {exc.errors()[0]['msg']}", field="data") from None
+        else:
+            data = parse_op_data(op, _map(body, "data"))
         new_id, context = await prepare(self._rooms, actor, uuid.UUID(actor.room_id), op, data)
         reply = Reply(view)
         await actor.send(

@@ -80,7 +80,7 @@ class EdgeLink:
 def _as_sent(data: BaseModel) -> dict[str, Any]:
     """An op's data as a client would send it, for the owner to validate again. A track given
     by link was resolved to its provider and id when validated here: it goes as the link."""
-    raw = data.model_dump(mode="json", exclude_none=True)
+    raw = data.model_dump(mode="json", exclude_unset=True)  # an explicit null (clear it) stays
     track = raw.get("track")
     if isinstance(track, dict) and track.get("url"):
         track.pop("provider", None)
