@@ -38,6 +38,7 @@ TTL_S = 1.5
 # and the gateway retries every 0.2 s. The design bound is 2 x TTL; the allowance covers a
 # reconnect (WebSocket handshake, token check), loading the room from Postgres and two busy CI cores.
 TAKEOVER_ALLOWANCE_S = 1.0
+TEST_DEADLINE_S = 120
 DROPPED = (ConnectionClosed, HandshakeError, trio.BrokenResourceError, OSError)
 
 
@@ -67,6 +68,7 @@ class Nodes:
     a: Node
     b: Node
     a_journal_pids: list[int]
+    peers: trio.Nursery  # the clients' reader tasks: cancelled when the test ends, however it ends
 
 
 async def journal_pids(db: Database) -> list[int]:
@@ -77,26 +79,8 @@ async def journal_pids(db: Database) -> list[int]:
     return sorted(r["pid"] for r in rows)
 
 
-# Each node numbers its sockets from 1 (server/live/connection.py), and the owner's room keys its
-# members by that number, so a socket joining through an edge collides with the owner's own socket
-# of the same number (see test_edge_serves_a_room_owned_by_the_other_node[same_conn_ids]). Until
-# that is fixed, the fault tests move node B's numbers out of node A's range first.
-CONN_ID_SKEW = 20
-
-
-async def skew_conn_ids(node: Node) -> None:
-    """Open and close CONN_ID_SKEW guest sockets on ``node``, in a room of its own."""
-    token, _ = await node.live.user("skew")
-    room = await node.live.room(token)
-    for _ in range(CONN_ID_SKEW):
-        async with node.live.connect(room["id"]):
-            pass
-
-
 @asynccontextmanager
-async def two_nodes(
-    tmp_path: Path, dsn: str, db: Database, nursery: trio.Nursery, *, skew: bool = True
-) -> AsyncIterator[Nodes]:
+async def two_nodes(tmp_path: Path, dsn: str, db: Database, nursery: trio.Nursery) -> AsyncIterator[Nodes]:
     """NATS, then node A, then node B (so A's journal backend is known: the only one before B)."""
     nats = EmbeddedNats(tmp_path / "nats")
     url = nats.start()
@@ -109,6 +93,7 @@ async def two_nodes(
                 running(tmp_path / "b", nursery, **env) as b,
                 httpx.AsyncClient(base_url=f"http://127.0.0.1:{a.http_port}", timeout=15) as http_a,
                 httpx.AsyncClient(base_url=f"http://127.0.0.1:{b.http_port}", timeout=15) as http_b,
+                trio.open_nursery() as peers,
             ):
                 try:
                     nodes = Nodes(
@@ -116,11 +101,13 @@ async def two_nodes(
                         Node("A", a, http_a, Live(http_a, a.live_port)),
                         Node("B", b, http_b, Live(http_b, b.live_port)),
                         pids,
+                        peers,
                     )
-                    if skew:
-                        await skew_conn_ids(nodes.b)
-                    yield nodes
+                    with trio.fail_after(TEST_DEADLINE_S):  # a hang fails the test, with its traceback
+                        yield nodes
+                    peers.cancel_scope.cancel()
                 except BaseException:
+                    peers.cancel_scope.cancel()
                     print(f"node B log:\n{b.log}")
                     raise
     finally:
@@ -254,7 +241,10 @@ class Peer:
     async def leave(self) -> None:
         client = self.client
         if client is not None:
-            await client.ws.aclose()
+            with trio.move_on_after(5) as slow:
+                await client.ws.aclose()
+            if slow.cancelled_caught:
+                print(f"{self.name}: the close handshake got no answer within 5 s")
         with trio.fail_after(10):
             await self.closed.wait()
 
@@ -302,36 +292,19 @@ async def last_stored_seq(db: Database, room_id: str) -> int:
 # ---- 1. an edge: a socket and REST calls on the node that does not own the room ---------------
 
 
-@pytest.mark.parametrize(
-    "skew",
-    [
-        pytest.param(True, id="distinct_conn_ids"),
-        pytest.param(
-            False,
-            id="same_conn_ids",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="conn ids are per-process counters (server/live/connection.py _ids) but the "
-                "owner's room keys members, exclusions and leaves by them: an edge socket with the "
-                "same number as an owner's socket replaces it in RoomState.connections and its "
-                "presence.join is excluded from that socket",
-            ),
-        ),
-    ],
-)
 async def test_edge_serves_a_room_owned_by_the_other_node(
-    tmp_path: Path, dsn: str, db: Database, nursery: trio.Nursery, skew: bool
+    tmp_path: Path, dsn: str, db: Database, nursery: trio.Nursery
 ) -> None:
-    async with two_nodes(tmp_path, dsn, db, nursery, skew=skew) as nodes:
+    async with two_nodes(tmp_path, dsn, db, nursery) as nodes:
         a, b = nodes.a, nodes.b
         token1, id1 = await a.live.user("user1")
         token2, id2 = await b.live.user("user2")
         room = await a.live.room(token1)
         p1, p2 = Peer("user1@A", token1, room["id"]), Peer("user2@B", token2, room["id"])
 
-        w1 = await p1.connect(nursery, a.live)
+        w1 = await p1.connect(nodes.peers, a.live)
         assert await owner_of(db, room["id"]) == (node_id(a), 1)
-        w2 = await p2.connect(nursery, b.live)
+        w2 = await p2.connect(nodes.peers, b.live)
         assert await owner_of(db, room["id"]) == (node_id(a), 1), "B serves it as an edge, no claim"
         # Presence both ways: user2's welcome lists user1; user1 is told user2 joined.
         assert {p["user_id"] for p in w2["data"]["presence"]} == {id1, id2}
@@ -368,7 +341,7 @@ async def test_edge_serves_a_room_owned_by_the_other_node(
         listed = {n["node_id"]: n for n in r.json()["items"]}
         assert set(listed) == {node_id(a), node_id(b)}, r.json()
         assert listed[node_id(a)]["rooms_owned"] == 1
-        assert listed[node_id(b)]["rooms_owned"] == (1 if skew else 0)  # the skew room is B's
+        assert listed[node_id(b)]["rooms_owned"] == 0
 
         await p2.leave()
         await p1.leave()
@@ -386,8 +359,8 @@ async def test_kill9_of_the_owner_the_edge_takes_the_room_within_two_ttls(
         token2, _ = await b.live.user("user2")
         room = await a.live.room(token1)
         p1, p2 = Peer("user1@A", token1, room["id"]), Peer("user2@B", token2, room["id"])
-        w1 = await p1.connect(nursery, a.live)
-        w2 = await p2.connect(nursery, b.live)
+        w1 = await p1.connect(nodes.peers, a.live)
+        w2 = await p2.connect(nodes.peers, b.live)
         acked = [await p1.chat("a0"), await p2.chat("b0"), await p1.chat("a1")]
 
         # user2 chats through B without a pause; A is killed in the middle of it.
@@ -412,7 +385,7 @@ async def test_kill9_of_the_owner_the_edge_takes_the_room_within_two_ttls(
         assert await p2.until_closed() == 1012, "the edge closes its sockets with 1012"
         assert await p1.until_closed() in (1006, None)  # A's sockets just drop
 
-        welcome, attempts = await p2.reconnect(nursery, b.live, timeout=10)
+        welcome, attempts = await p2.reconnect(nodes.peers, b.live, timeout=10)
         took = time.monotonic() - kill_at[0]
         print(f"kill -9 of the owner: first welcome on B {took:.2f} s after it ({attempts} attempt(s))")
         assert took < 2 * TTL_S + TAKEOVER_ALLOWANCE_S
@@ -420,7 +393,7 @@ async def test_kill9_of_the_owner_the_edge_takes_the_room_within_two_ttls(
         assert (await owner_of(db, room["id"]) or ("", 0))[0] == node_id(b)
 
         # The client that was on A comes to B and misses nothing.
-        await p1.reconnect(nursery, b.live, timeout=10)
+        await p1.reconnect(nodes.peers, b.live, timeout=10)
         acked.append(await p2.chat("after"))
         acked.append(await p1.chat("after, from user1"))
         await p1.until_seq(acked[-1])
@@ -445,8 +418,8 @@ async def test_owner_paused_past_its_lease_loses_the_room_and_commits_nothing(
         token2, _ = await b.live.user("user2")
         room = await a.live.room(token1)
         p1, p2 = Peer("user1@A", token1, room["id"]), Peer("user2@B", token2, room["id"])
-        w1 = await p1.connect(nursery, a.live)
-        w2 = await p2.connect(nursery, b.live)
+        w1 = await p1.connect(nodes.peers, a.live)
+        w2 = await p2.connect(nodes.peers, b.live)
         acked = [await p1.chat("a0"), await p2.chat("b0")]
         epoch_a = await owner_of(db, room["id"])
         assert epoch_a is not None and epoch_a[0] == node_id(a)
@@ -474,7 +447,7 @@ async def test_owner_paused_past_its_lease_loses_the_room_and_commits_nothing(
                 await p2.leave()
             else:
                 assert p2.close_code == 1012
-            welcome, _ = await p2.reconnect(nursery, b.live, timeout=15)
+            welcome, _ = await p2.reconnect(nodes.peers, b.live, timeout=15)
             assert welcome["data"]["resumed"] is True
             owner = await owner_of(db, room["id"])
             assert owner is not None and owner[0] == node_id(b) and owner[1] > epoch_a[1]
@@ -492,7 +465,7 @@ async def test_owner_paused_past_its_lease_loses_the_room_and_commits_nothing(
         acked.append(await p2.chat("b2, after A woke"))
         await p2.until_seq(acked[-1])
 
-        await p1.reconnect(nursery, b.live, timeout=15)
+        await p1.reconnect(nodes.peers, b.live, timeout=15)
         acked.append(await p1.chat("a2, from user1 on B"))
         await p2.until_seq(acked[-1])
         await p1.until_seq(acked[-1])
@@ -519,8 +492,8 @@ async def test_nats_killed_local_rooms_keep_working_and_edges_come_back(
         room = await b.live.room(token1)
         owner = Peer("user1@B", token1, room["id"])
         edge = Peer("user2@A", token2, room["id"])
-        w_owner = await owner.connect(nursery, b.live)
-        await edge.connect(nursery, a.live)
+        w_owner = await owner.connect(nodes.peers, b.live)
+        await edge.connect(nodes.peers, a.live)
         acked = [await owner.chat("o0"), await edge.chat("e0")]
 
         port = nodes.nats.port
@@ -553,7 +526,7 @@ async def test_nats_killed_local_rooms_keep_working_and_edges_come_back(
         newcomer = Peer("user3@A", token3, room["id"])
         with trio.fail_after(20):
             while True:
-                await newcomer.reconnect(nursery, a.live, timeout=20)
+                await newcomer.reconnect(nodes.peers, a.live, timeout=20)
                 reply = await newcomer.op("chat.send", {"text": "n0, bus back"})
                 if reply["ok"]:
                     acked.append(reply["data"]["seq"])
@@ -582,8 +555,8 @@ async def test_owner_journal_connection_terminated_the_room_recovers(
         token2, _ = await b.live.user("user2")
         room = await a.live.room(token1)
         p1, p2 = Peer("user1@A", token1, room["id"]), Peer("user2@B", token2, room["id"])
-        w1 = await p1.connect(nursery, a.live)
-        w2 = await p2.connect(nursery, b.live)
+        w1 = await p1.connect(nodes.peers, a.live)
+        w2 = await p2.connect(nodes.peers, b.live)
         acked = [await p1.chat("a0"), await p2.chat("b0")]
 
         rows = await db.fetch(
@@ -602,8 +575,8 @@ async def test_owner_journal_connection_terminated_the_room_recovers(
         assert not [m for m in p1.log[start1:] if m.get("ref") == ref and m.get("ok")]
         assert "into a dead connection" not in str(p2.log[start2:])
 
-        await p1.reconnect(nursery, a.live, timeout=15)
-        await p2.reconnect(nursery, b.live, timeout=15)
+        await p1.reconnect(nodes.peers, a.live, timeout=15)
+        await p2.reconnect(nodes.peers, b.live, timeout=15)
         acked.append(await p1.chat("a1, after"))
         acked.append(await p2.chat("b1, after"))
         await p1.until_seq(acked[-1])
