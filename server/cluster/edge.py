@@ -25,6 +25,7 @@ from actors.room_actor import CLOSE_RESTART, CLOSE_ROOM_DELETED, MAX_REPLAY
 from server.cluster.bus import Bus, BusError, BusMessage, NoResponders, Subscription
 from server.cluster.owner import MISSED_BEATS
 from server.cluster.wire import events_subject, ops_subject, pack, unpack
+from storage.leases import Leases
 from storage.rooms import Rooms
 
 log = logging.getLogger("seda.cluster")
@@ -164,6 +165,15 @@ class RoomEdge:
         elif name == "room.deleted":
             self._close_everyone(CLOSE_ROOM_DELETED, "room deleted")
 
+    async def owner_gone(self) -> bool:
+        """Whether the owner this edge follows no longer holds the room (a paused or cut-off node
+        keeps its NATS subscriptions, so only the lease tells)."""
+        try:
+            owner = await self._side.leases.owner(self.room_id)
+        except Exception:  # Postgres away too: the missed heartbeats decide
+            return False
+        return owner is None or (self.epoch != 0 and owner.epoch != self.epoch)
+
     async def _catch_up(self, upto: int | None) -> None:
         """Put out the committed events after ``self.seq`` (up to ``upto``) from Postgres."""
         if self.seq is None:
@@ -222,14 +232,13 @@ class RoomEdge:
                 continue
             body = {"k": "beat", "node": side.node_id, "conns": list(self.conns)}
             try:
-                answer = unpack(
-                    await side.bus.request(ops_subject(self.room_id), pack(body), REQUEST_TIMEOUT_S)
-                )
+                raw = await side.bus.request(ops_subject(self.room_id), pack(body), side.beat_s * 2)
+                answer = unpack(raw)
             except NoResponders:
                 answer = {"moved": True}
             except (BusError, ValueError):
                 self._failed_beats += 1
-                if self._failed_beats >= MISSED_BEATS:
+                if self._failed_beats >= MISSED_BEATS or await self.owner_gone():
                     self.close_all(CLOSE_RESTART, "the room's node cannot be reached")
                 continue
             self._failed_beats = 0
@@ -245,9 +254,12 @@ class RoomEdge:
 class EdgeSide:
     """Every room this node serves as an edge."""
 
-    def __init__(self, bus: Bus, rooms: Rooms, node_id: str, *, beat_s: float, coalesce_s: float) -> None:
+    def __init__(
+        self, bus: Bus, rooms: Rooms, leases: Leases, node_id: str, *, beat_s: float, coalesce_s: float
+    ) -> None:
         self.bus = bus
         self.rooms = rooms
+        self.leases = leases
         self.node_id = node_id
         self.beat_s = beat_s
         self.coalesce_s = coalesce_s

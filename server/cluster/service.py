@@ -55,6 +55,9 @@ class EdgeLink:
             conn.close(CLOSE_RESTART, "room moved to another node")
             return True
         except BusError:
+            if await self.edge.owner_gone():  # paused or cut off, and its lease ran out
+                self.edge.close_all(CLOSE_RESTART, "room moved to another node")
+                return True
             raise Internal(UNREACHABLE) from None
         seq = answer.get("seq", 0)
         if answer.get("ok"):
