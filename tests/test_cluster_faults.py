@@ -333,6 +333,16 @@ async def test_edge_serves_a_room_owned_by_the_other_node(
         on_b = (await b.http.get(f"/api/v1/rooms/{room['id']}/dj", headers=auth)).json()
         assert on_a == on_b, (on_a, on_b)
         assert session_id in str(on_a)
+        # A REST-only op (its body a REST model, not op data) crosses to the owner too; an
+        # explicit null (clear the description) survives the crossing.
+        r = await b.http.patch(
+            f"/api/v1/rooms/{room['id']}", json={"name": "renamed on B", "description": None}, headers=auth
+        )
+        assert r.status_code == 200, r.text
+        assert r.json()["name"] == "renamed on B" and r.json()["description"] is None
+        for p in (p1, p2):
+            updated = await p.wait(lambda m: m.get("name") == "room.updated")
+            assert updated["data"]["room"]["name"] == "renamed on B"
 
         # The operations view: both nodes alive, A owning the room.
         admin = {"Authorization": f"Bearer {await admin_token(nodes)}"}
