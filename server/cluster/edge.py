@@ -73,6 +73,7 @@ class RoomEdge:
         self._send.send_nowait(("reply", conn, message, seq))
 
     def remove(self, conn_id: int) -> None:
+        self.conns.pop(conn_id, None)  # now: the last one out stops the edge (EdgeSide.detach)
         self._send.send_nowait(("leave", conn_id))
 
     def close_all(self, code: int, reason: str) -> None:
