@@ -147,7 +147,7 @@ def postgres_processes(pgdata: Path) -> set[int]:
     target = str(pgdata.resolve())
     if not _has_proc():  # no /proc (macOS): only the pid file's postmaster can be found
         info = PidFile.read(pgdata)
-        if info is None or not _alive(info.pid):
+        if info is None or not pid_alive(info.pid):
             return set()
         ps = subprocess.run(["ps", "-o", "comm=", "-p", str(info.pid)], capture_output=True, text=True)
         return {info.pid} if Path(ps.stdout.strip()).name == "postgres" else set()
@@ -165,7 +165,7 @@ def postgres_processes(pgdata: Path) -> set[int]:
     return found
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -233,7 +233,7 @@ class _Processes:
                 ready, _, _ = select.select([fd], [], [], 0)
                 gone = bool(ready)
             else:
-                gone = not _alive(pid) or _zombie(pid)
+                gone = not pid_alive(pid) or _zombie(pid)
             if gone:
                 self.pids.discard(pid)
 
@@ -293,7 +293,7 @@ def _let_others_through(path: Path) -> None:
 _PR_SET_PDEATHSIG = 1
 
 
-def _signalled_when_parent_dies(signum: int, *, while_waited_for: bool = False) -> Callable[[], None] | None:
+def signalled_when_parent_dies(signum: int, *, while_waited_for: bool = False) -> Callable[[], None] | None:
     """A preexec_fn asking the kernel to send the child ``signum`` when its parent dies (Linux).
 
     The kernel ties the request to the thread that forks: so it is made from the main thread,
@@ -413,7 +413,7 @@ class EmbeddedPostgres:
                 stdout=logfile,
                 stderr=logfile,
                 process_group=0,  # a terminal's Ctrl-C goes to the server, which stops Postgres in turn
-                preexec_fn=_signalled_when_parent_dies(signal.SIGQUIT),  # immediate shutdown
+                preexec_fn=signalled_when_parent_dies(signal.SIGQUIT),  # immediate shutdown
                 user=uid,
                 group=gid,
                 extra_groups=groups,
@@ -563,7 +563,7 @@ class EmbeddedPostgres:
             user=uid,
             group=gid,
             extra_groups=groups,
-            preexec_fn=_signalled_when_parent_dies(signal.SIGKILL, while_waited_for=True),
+            preexec_fn=signalled_when_parent_dies(signal.SIGKILL, while_waited_for=True),
         )
         if made.returncode != 0:
             raise EmbeddedPostgresError(f"initdb failed ({made.returncode}):\n{made.stderr.strip()}")

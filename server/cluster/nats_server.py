@@ -19,7 +19,7 @@ import sysconfig
 import time
 from pathlib import Path
 
-from storage.embedded import _signalled_when_parent_dies
+from storage.embedded import pid_alive, signalled_when_parent_dies
 
 log = logging.getLogger("seda.cluster")
 
@@ -118,7 +118,7 @@ class EmbeddedNats:
                 stderr=logfile,
                 process_group=0,
                 # Nothing to flush: NATS keeps no state of ours.
-                preexec_fn=_signalled_when_parent_dies(signal.SIGKILL),
+                preexec_fn=signalled_when_parent_dies(signal.SIGKILL),
             )
         log.info("nats-server started (pid %d)", self._process.pid)
 
@@ -208,15 +208,5 @@ class EmbeddedNats:
                 pid = int(path.stem.rsplit("_", 1)[1])
             except ValueError:
                 continue
-            if not _alive(pid):
+            if not pid_alive(pid):
                 path.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

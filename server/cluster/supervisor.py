@@ -35,7 +35,7 @@ from server.cluster.node import stored_node_id
 from server.cluster.sockets import reuse_port_socket
 from server.config import Settings
 from server.runtime import open_postgres
-from storage.embedded import _signalled_when_parent_dies, lock_data_dir
+from storage.embedded import lock_data_dir, signalled_when_parent_dies
 from storage.migrations import migrate
 from storage.sealing import new_key_text
 
@@ -262,7 +262,7 @@ class WorkerGroup:
             stderr=stderr_fd,
             # Signals come from the parent alone (a terminal's Ctrl-C too), so it orders shutdown.
             process_group=0,
-            preexec_fn=_signalled_when_parent_dies(signal.SIGTERM),
+            preexec_fn=signalled_when_parent_dies(signal.SIGTERM),
         )
         slot.process = process
         log.info("worker %d started (pid %d)", slot.index, process.pid)
