@@ -7,6 +7,9 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_MAX_CHILDREN = 1024
+
 
 class Metrics:
     def __init__(self) -> None:
@@ -28,6 +31,21 @@ class Metrics:
         self.journal_events = Counter(
             "seda_journal_events_total", "durable events committed", registry=self.registry
         )
+
+        self._request_children: dict[tuple[str, int], Counter] = {}
+
+    def count_request(self, method: str, status: int) -> None:
+        """One REST request served. Each label child is looked up once (``labels()`` costs a lock
+        and a dict walk per call), and a method outside HTTP's own is counted as ``OTHER``: the
+        method comes from the client, and a label value per made-up method would grow for ever."""
+        key = (method, status)
+        child = self._request_children.get(key)
+        if child is None:
+            label = method if method in _METHODS else "OTHER"
+            child = self._request_children.setdefault(key, self.http_requests.labels(label, str(status)))
+            if len(self._request_children) > _MAX_CHILDREN:  # made-up methods: keep the cache bounded
+                self._request_children.clear()
+        child.inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

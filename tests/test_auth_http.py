@@ -177,9 +177,19 @@ async def test_health_ready_metrics_openapi(http: httpx.AsyncClient) -> None:
     assert (await http.get("/healthz")).json() == {"status": "ok"}
     assert (await http.get("/readyz")).json() == {"status": "ready"}
     await http.get("/healthz")
+    for made_up in ("FROB", "XYZZY"):
+        assert (await http.request(made_up, "/healthz")).status_code == 405
     metrics = await http.get("/metrics")
     assert metrics.status_code == 200
-    assert "seda_http_requests_total" in metrics.text
+    counted = {
+        line.split("{", 1)[1].split("}", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in metrics.text.splitlines()
+        if line.startswith("seda_http_requests_total{")
+    }
+    assert counted['method="GET",status="200"'] >= 3
+    # a method the client made up is one label value, not one per made-up name
+    assert counted['method="OTHER",status="405"'] == 2
+    assert not any("FROB" in labels or "XYZZY" in labels for labels in counted)
     spec = (await http.get("/openapi.json")).json()
     assert "/api/v1/auth/register" in spec["paths"]
     register_schema = spec["paths"]["/api/v1/auth/register"]["post"]["requestBody"]["content"][

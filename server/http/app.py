@@ -116,7 +116,7 @@ def create_app(ctx: AppContext) -> QuartTrio:
 
     @app.after_request
     async def _count(response: Response) -> Response:
-        ctx.metrics.http_requests.labels(request.method, str(response.status_code)).inc()
+        ctx.metrics.count_request(request.method, response.status_code)
         started = getattr(g, "started", None)
         if started is not None:
             ctx.metrics.http_latency.observe(time.perf_counter() - started)
