@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from bench import takeover, workers_compare
+from bench import fanout_peer, takeover, workers_compare
 from bench.affinity import describe, pin, split_cpus
 from bench.control import OpFailed
 from bench.coordinator import Coordinator, WorkerFailed
@@ -105,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     takeover_help = "kill -9 the worker owning a room, time until a client resumes there (--workers 2)"
     sub = scenarios.add_parser("takeover", help=takeover_help, description=takeover_help)
     takeover.add_arguments(sub)
+    fanout_peer.register(scenarios, common)
     return parser
 
 
@@ -277,7 +278,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.scenario == "takeover":
         return _main_takeover(args)
-    if args.scenario == "workers-compare":
+    if args.scenario == "workers-compare" or args.scenario == fanout_peer.NAME:
         args.spawn = True
     if args.spawn == bool(args.http or args.live) or (not args.spawn and not (args.http and args.live)):
         parser.error("give either --spawn, or both --http and --live")
@@ -287,6 +288,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--workers must be at least 1, and goes with --spawn")
     progress = ProgressBar(enabled=not args.quiet)
     try:
+        if args.scenario == fanout_peer.NAME:
+            both = asyncio.run(fanout_peer.run(args, progress, run_bench, _commit()))
+            print(fanout_peer.format_compare(both["runs"], both["comparison"]))
+            if args.json is not None:
+                args.json.write_text(json.dumps(both, indent=2) + "\n")
+            return 0
         if args.scenario == "workers-compare":
             both = asyncio.run(run_compare(args, progress))
             print(workers_compare.format_compare(both["runs"], both["comparison"]))
