@@ -22,6 +22,7 @@ from bench.coordinator import Coordinator, WorkerFailed
 from bench.progress import ProgressBar
 from bench.report import RunInfo, build_report, format_table
 from bench.rest import RestApi, SetupFailed, UserPool
+from bench.rest_peer import add_rest_peer_arguments, main_rest_peer
 from bench.scenarios import SCENARIOS
 from bench.scenarios.base import SetupEnv
 from bench.scenarios.chat import RoomsScenario
@@ -105,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     takeover_help = "kill -9 the worker owning a room, time until a client resumes there (--workers 2)"
     sub = scenarios.add_parser("takeover", help=takeover_help, description=takeover_help)
     takeover.add_arguments(sub)
+    rest_peer_help = "seda's REST reads beside the same SQL on Starlette + uvicorn + asyncpg (ratio)"
+    sub = scenarios.add_parser("rest-peer", help=rest_peer_help, description=rest_peer_help)
+    add_rest_peer_arguments(sub)
     fanout_peer.register(scenarios, common)
     return parser
 
@@ -278,6 +282,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.scenario == "takeover":
         return _main_takeover(args)
+    if args.scenario == "rest-peer":
+        return main_rest_peer(args)
     if args.scenario == "workers-compare" or args.scenario == fanout_peer.NAME:
         args.spawn = True
     if args.spawn == bool(args.http or args.live) or (not args.spawn and not (args.http and args.live)):
