@@ -17,6 +17,7 @@ import secrets
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -55,6 +56,12 @@ def register(scenarios: Any, common: argparse.ArgumentParser) -> None:
         "--only",
         choices=("seda", "node"),
         help="run against one server only (default: seda, then node)",
+    )
+    sub.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="seda then node, this many times (1); the ratios per round and their median",
     )
     sub.set_defaults(senders=1, rate=50.0)
 
@@ -237,16 +244,37 @@ def summarise(name: str, report: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+RATIO_KEYS = ("us_per_delivery", "deliveries_per_s", "server_cpu_of_one_core", "delivery_p99_ms")
+
+
 def compare(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    rows = [summarise(name, report) for name, report in runs.items()]
-    ratio = None
-    if "seda" in runs and "node" in runs:
-        seda, node = rows[0], rows[1]
-        ratio = {
-            key: round(seda[key] / node[key], 3) if seda.get(key) and node.get(key) else None
-            for key in ("us_per_delivery", "deliveries_per_s", "server_cpu_of_one_core", "delivery_p99_ms")
-        }
-    return {"rows": rows, "seda_over_node": ratio}
+    """One row per run; per round (a seda run and the node run after it) the ratios seda/node,
+    and the median of each ratio over the rounds."""
+    rows = [summarise(name.split()[0], report) | {"run": name} for name, report in runs.items()]
+    by_name = {row["run"]: row for row in rows}
+    rounds: list[dict[str, Any]] = []
+    for name, seda in by_name.items():
+        if not name.startswith("seda"):
+            continue
+        node = by_name.get(name.replace("seda", "node", 1))
+        if node is None:
+            continue
+        rounds.append(
+            {
+                "round": name.replace("seda", "", 1).strip() or "1",
+                **{
+                    key: round(seda[key] / node[key], 3) if seda.get(key) and node.get(key) else None
+                    for key in RATIO_KEYS
+                },
+            }
+        )
+    median: dict[str, float | None] | None = None
+    if rounds:
+        median = {}
+        for key in RATIO_KEYS:
+            values = [r[key] for r in rounds if r[key] is not None]
+            median[key] = round(statistics.median(values), 3) if values else None
+    return {"rows": rows, "rounds": rounds, "seda_over_node": median}
 
 
 def _cell(value: Any, spec: str = ",.1f") -> str:
@@ -260,22 +288,28 @@ def format_compare(runs: dict[str, dict[str, Any]], comparison: dict[str, Any]) 
     first = next(iter(runs.values()))
     lines.append(f"fanout-peer: {first['description']}, {first['params']['duration']:g} s each")
     lines.append(
-        f"{'server':>6} {'deliv/s':>9} {'server':>7} {'µs/deliv':>9} {'p50 ms':>7} {'p99 ms':>7} "
+        f"{'run':>7} {'deliv/s':>9} {'server':>7} {'µs/deliv':>9} {'p50 ms':>7} {'p99 ms':>7} "
         f"{'delivered':>10} {'errors':>6} {'others':>6}  pinned"
     )
     for row in comparison["rows"]:
         delivered = row["deliveries"] / row["expected_deliveries"] if row["expected_deliveries"] else None
         lines.append(
-            f"{row['server']:>6} {_cell(row['deliveries_per_s'], ',.0f'):>9} "
+            f"{row['run']:>7} {_cell(row['deliveries_per_s'], ',.0f'):>9} "
             f"{_cell(row['server_cpu_of_one_core'], '.0%'):>7} {_cell(row['us_per_delivery'], '.2f'):>9} "
             f"{_cell(row['delivery_p50_ms']):>7} {_cell(row['delivery_p99_ms']):>7} "
             f"{_cell(delivered, '.2%'):>10} {row['errors']:>6} {_cell(row['others_cores'], '.2f'):>6}  "
             f"{'CPU 0' if row['pinned'] else 'no'}" + ("  BENCH SATURATED" if row["bench_saturated"] else "")
         )
+    for ratio in comparison["rounds"]:
+        lines.append(
+            f"round {ratio['round']}: seda/node CPU per delivery x{_cell(ratio['us_per_delivery'], '.2f')}, "
+            f"delivery p99 x{_cell(ratio['delivery_p99_ms'], '.2f')}"
+        )
     ratio = comparison["seda_over_node"]
     if ratio:
         lines.append(
-            f"seda/node: CPU per delivery x{_cell(ratio['us_per_delivery'], '.2f')} (goal <= 0.8), "
+            f"seda/node{' (median of the rounds)' if len(comparison['rounds']) > 1 else ''}: "
+            f"CPU per delivery x{_cell(ratio['us_per_delivery'], '.2f')} (goal <= 0.8), "
             f"deliveries/s x{_cell(ratio['deliveries_per_s'], '.2f')}, "
             f"server CPU x{_cell(ratio['server_cpu_of_one_core'], '.2f')}, "
             f"delivery p99 x{_cell(ratio['delivery_p99_ms'], '.2f')}"
@@ -292,10 +326,15 @@ async def run(
     # Taken before the seda run, which pins this process to the harness's CPUs.
     split = None if args.no_pin else split_cpus()
     runs: dict[str, dict[str, Any]] = {}
-    if args.only != "node":
-        progress.note("fanout-peer: run against seda serve")
-        runs["seda"] = await run_bench(seda_args(args), progress)
-    if args.only != "seda":
-        progress.note("fanout-peer: run against the node ws peer")
-        runs["node"] = await run_node(args, progress, commit, split)
+    for number in range(1, args.rounds + 1):
+        suffix = f" {number}" if args.rounds > 1 else ""
+        if split is not None:
+            # Every CPU again, as at the start: run_bench splits them itself, after its set-up.
+            pin([os.getpid()], split.server | split.harness, descendants=False)
+        if args.only != "node":
+            progress.note(f"fanout-peer: run against seda serve{suffix}")
+            runs[f"seda{suffix}"] = await run_bench(seda_args(args), progress)
+        if args.only != "seda":
+            progress.note(f"fanout-peer: run against the node ws peer{suffix}")
+            runs[f"node{suffix}"] = await run_node(args, progress, commit, split)
     return {"runs": runs, "comparison": compare(runs)}
