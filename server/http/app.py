@@ -37,7 +37,6 @@ from server.http import (
     verification,
 )
 from server.http.errors import install_error_handlers
-from server.http.json_provider import OrjsonProvider
 
 MAX_BODY_BYTES = 1 << 20
 
@@ -84,8 +83,6 @@ def create_app(ctx: AppContext) -> QuartTrio:
         scalar_ui_path=None,
         security_schemes={"bearer": {"type": "http", "scheme": "bearer", "bearer_format": "JWT"}},
     )
-    # quart-schema's provider: its ``default`` turns models into JSON; orjson encodes the rest
-    app.json = OrjsonProvider.wrapping(app, app.json)
     install_error_handlers(app)
     for blueprint in (
         accounts.blueprint,
