@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
 
 import asyncpg
-import orjson
 import trio
 import trio_asyncio
 
@@ -21,15 +21,9 @@ PostgresError = asyncpg.PostgresError
 ConnectionLost = (asyncpg.exceptions.ConnectionDoesNotExistError, asyncpg.InterfaceError, OSError)
 
 
-def _json_text(value: Any) -> str:
-    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
-
-
 async def _init_connection(conn: asyncpg.Connection) -> None:
-    # orjson: json and jsonb columns are decoded on every chat-history and room read, where the
-    # standard library's decoder was a tenth of the REST server's CPU (py-spy, bench rest).
-    await conn.set_type_codec("jsonb", encoder=_json_text, decoder=orjson.loads, schema="pg_catalog")
-    await conn.set_type_codec("json", encoder=_json_text, decoder=orjson.loads, schema="pg_catalog")
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+    await conn.set_type_codec("json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:
