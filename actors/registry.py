@@ -86,14 +86,10 @@ class RoomRegistry:
                 return actor
         return None
 
-    def busiest(self, limit: int) -> dict[str, int]:
-        """Running rooms with listeners present now, the most first."""
+    def busiest(self, limit: int | None) -> dict[str, int]:
+        """Running rooms with listeners present now, the most first (all of them without a limit)."""
         counts = {room_id: a.listeners for room_id, a in self._actors.items() if a.accepting and a.listeners}
         return dict(sorted(counts.items(), key=lambda kv: -kv[1])[:limit])
-
-    def listeners(self, room_id: str) -> int:
-        actor = self.running(room_id)
-        return actor.listeners if actor is not None else 0
 
     async def get(self, room_id: str) -> RoomActor | None:
         """The room's running actor, started if needed; None if the room does not exist.

@@ -311,6 +311,13 @@ async def test_edge_serves_a_room_owned_by_the_other_node(
         joined = await p1.wait(lambda m: m.get("name") == "presence.join")
         assert joined["data"]["user_id"] == id2
 
+        # Room reads on the edge node count the listeners the owner has (from its lease renewal).
+        with trio.fail_after(10):
+            while (await b.http.get(f"/api/v1/rooms/{room['id']}")).json()["listeners"] != 2:
+                await trio.sleep(TTL_S / 6)  # the owner writes its counts every TTL/3
+        listed = (await b.http.get("/api/v1/rooms/trending")).json()["items"]
+        assert [r["listeners"] for r in listed if r["id"] == room["id"]] == [2], listed
+
         acked = []
         for i in range(10):
             acked.append(await (p1 if i % 2 == 0 else p2).chat(f"m{i}"))

@@ -61,9 +61,20 @@ def _room_id(raw: str) -> uuid.UUID:
     return path_uuid(raw, "room_id", "room")
 
 
-def _with_listeners(room: dict[str, Any]) -> dict[str, Any]:
-    registry = app_context().registry
-    return {**room, "listeners": registry.listeners(room["id"]) if registry is not None else 0}
+async def listening() -> dict[str, int]:
+    """Listeners present now per live room. Alone: this node's actors (exact). With other nodes:
+    what each room's owner last wrote with its lease renewal (at most TTL/3 old), with the rooms
+    running here taken exactly."""
+    ctx = app_context()
+    registry = ctx.registry
+    local = registry.busiest(None) if registry is not None else {}
+    if ctx.settings.nats_url is None or ctx.leases is None:
+        return local
+    return {**await ctx.leases.listeners(), **local}
+
+
+def _with_listeners(room: dict[str, Any], counts: dict[str, int]) -> dict[str, Any]:
+    return {**room, "listeners": counts.get(room["id"], 0)}
 
 
 _room_now: View[dict[str, Any]] = View("room")
@@ -86,12 +97,13 @@ async def create_room(data: CreateRoomBody) -> tuple[dict[str, Any], int]:
         genres=data.genres,
         tags=data.tags,
     )
-    return _with_listeners(room), 201
+    return _with_listeners(room, await listening()), 201
 
 
-def _room_page(rows: list[dict[str, Any]], limit: int) -> dict[str, Any]:
+async def _room_page(rows: list[dict[str, Any]], limit: int) -> dict[str, Any]:
     result = keyed_page(rows, limit)
-    result["items"] = [_with_listeners(r) for r in result["items"]]
+    counts = await listening()
+    result["items"] = [_with_listeners(r, counts) for r in result["items"]]
     return result
 
 
@@ -105,7 +117,7 @@ async def my_rooms(query_args: PageQuery) -> dict[str, Any]:
     rows = await app_context().rooms.listed_page(
         limit=query_args.limit, after=time_id_after(query_args.cursor), member=principal.user_id
     )
-    return _room_page(rows, query_args.limit)
+    return await _room_page(rows, query_args.limit)
 
 
 def _also_at(rule: str, endpoint: str, view: Callable[..., Any], method: str) -> None:
@@ -132,7 +144,7 @@ async def discover(query_args: DiscoverQuery) -> dict[str, Any]:
         genre=query_args.genre,
         tag=query_args.tag,
     )
-    return _room_page(rows, query_args.limit)
+    return await _room_page(rows, query_args.limit)
 
 
 @blueprint.get("/trending")
@@ -145,12 +157,13 @@ async def trending(query_args: LimitQuery) -> dict[str, Any]:
     """
     ctx = app_context()
     candidates = max(query_args.limit * 5, 100)
-    listening = ctx.registry.busiest(candidates) if ctx.registry is not None else {}
+    counts = await listening()
+    present = dict(sorted(counts.items(), key=lambda kv: -kv[1])[:candidates])
     activity = await ctx.rooms.recent_activity(datetime.now(UTC) - TRENDING_WINDOW, candidates)
-    scores = {rid: 10 * listening.get(rid, 0) + activity.get(rid, 0) for rid in {*listening, *activity}}
+    scores = {rid: 10 * present.get(rid, 0) + activity.get(rid, 0) for rid in {*present, *activity}}
     rooms = await ctx.rooms.public_rooms(list(scores))
     rooms.sort(key=lambda r: (-scores[r["id"]], r["created_at"], r["id"]))
-    items = [_with_listeners(r) | {"score": scores[r["id"]]} for r in rooms[: query_args.limit]]
+    items = [_with_listeners(r, counts) | {"score": scores[r["id"]]} for r in rooms[: query_args.limit]]
     return {"items": items, "next_cursor": None}
 
 
@@ -382,7 +395,7 @@ async def get_room(room_id: str) -> dict[str, Any]:
         if found is None:
             raise NotFound("no such room", field="room_id") from None
         rid = found
-    return _with_listeners(await visible_room(rid, optional_principal()))
+    return _with_listeners(await visible_room(rid, optional_principal()), await listening())
 
 
 @blueprint.patch("/<room_id>")
