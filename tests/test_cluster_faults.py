@@ -313,7 +313,7 @@ async def test_edge_serves_a_room_owned_by_the_other_node(
 
         # Room reads on the edge node count the listeners the owner has (from its lease renewal).
         with trio.fail_after(10):
-            while (await b.http.get(f"/api/v1/rooms/{room['id']}")).json()["listeners"] != 2:
+            while (await b.http.get(f"/api/v1/rooms/{room['id']}")).json()["listeners"] != 2:  # noqa: ASYNC110
                 await trio.sleep(TTL_S / 6)  # the owner writes its counts every TTL/3
         listed = (await b.http.get("/api/v1/rooms/trending")).json()["items"]
         assert [r["listeners"] for r in listed if r["id"] == room["id"]] == [2], listed
