@@ -270,6 +270,21 @@ async def admin_token(nodes: Nodes) -> str:
     return token
 
 
+async def room_on_a_with_a_user_on_each_node(
+    nodes: Nodes,
+) -> tuple[Message, tuple[Peer, Message], tuple[Peer, Message]]:
+    """A room made on node A; user1 connected through A (its owner), user2 through B (an edge);
+    with each one's welcome."""
+    a, b = nodes.a, nodes.b
+    token1, _ = await a.live.user("user1")
+    token2, _ = await b.live.user("user2")
+    room = await a.live.room(token1)
+    p1, p2 = Peer("user1@A", token1, room["id"]), Peer("user2@B", token2, room["id"])
+    w1 = await p1.connect(nodes.peers, a.live)
+    w2 = await p2.connect(nodes.peers, b.live)
+    return room, (p1, w1), (p2, w2)
+
+
 async def owner_of(db: Database, room_id: str) -> tuple[str, int] | None:
     row = await db.fetchrow(
         "SELECT node_id::text, epoch FROM room_leases WHERE room_id = $1 AND expires_at > now()",
@@ -372,12 +387,7 @@ async def test_kill9_of_the_owner_the_edge_takes_the_room_within_two_ttls(
 ) -> None:
     async with two_nodes(tmp_path, dsn, db, nursery) as nodes:
         a, b = nodes.a, nodes.b
-        token1, _ = await a.live.user("user1")
-        token2, _ = await b.live.user("user2")
-        room = await a.live.room(token1)
-        p1, p2 = Peer("user1@A", token1, room["id"]), Peer("user2@B", token2, room["id"])
-        w1 = await p1.connect(nodes.peers, a.live)
-        w2 = await p2.connect(nodes.peers, b.live)
+        room, (p1, w1), (p2, w2) = await room_on_a_with_a_user_on_each_node(nodes)
         acked = [await p1.chat("a0"), await p2.chat("b0"), await p1.chat("a1")]
 
         # user2 chats through B without a pause; A is killed in the middle of it.
@@ -431,12 +441,7 @@ async def test_owner_paused_past_its_lease_loses_the_room_and_commits_nothing(
 ) -> None:
     async with two_nodes(tmp_path, dsn, db, nursery) as nodes:
         a, b = nodes.a, nodes.b
-        token1, _ = await a.live.user("user1")
-        token2, _ = await b.live.user("user2")
-        room = await a.live.room(token1)
-        p1, p2 = Peer("user1@A", token1, room["id"]), Peer("user2@B", token2, room["id"])
-        w1 = await p1.connect(nodes.peers, a.live)
-        w2 = await p2.connect(nodes.peers, b.live)
+        room, (p1, w1), (p2, w2) = await room_on_a_with_a_user_on_each_node(nodes)
         acked = [await p1.chat("a0"), await p2.chat("b0")]
         epoch_a = await owner_of(db, room["id"])
         assert epoch_a is not None and epoch_a[0] == node_id(a)
@@ -568,12 +573,7 @@ async def test_owner_journal_connection_terminated_the_room_recovers(
 ) -> None:
     async with two_nodes(tmp_path, dsn, db, nursery) as nodes:
         a, b = nodes.a, nodes.b
-        token1, _ = await a.live.user("user1")
-        token2, _ = await b.live.user("user2")
-        room = await a.live.room(token1)
-        p1, p2 = Peer("user1@A", token1, room["id"]), Peer("user2@B", token2, room["id"])
-        w1 = await p1.connect(nodes.peers, a.live)
-        w2 = await p2.connect(nodes.peers, b.live)
+        room, (p1, w1), (p2, w2) = await room_on_a_with_a_user_on_each_node(nodes)
         acked = [await p1.chat("a0"), await p2.chat("b0")]
 
         rows = await db.fetch(
