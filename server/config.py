@@ -136,6 +136,8 @@ class Settings:
     # and exit when the parent (this pid) is gone.
     reuse_port: bool = False
     parent_pid: int | None = None
+    # How long a stopping server waits for its rooms and journal to flush (Postgres away: no longer).
+    shutdown_timeout_s: float = 20.0
     # This node's id in the cluster (the parent names its workers); unset: the data dir's own.
     node_id: str | None = None
 
@@ -170,6 +172,7 @@ _ENV: dict[str, tuple[str, Any]] = {
     "SEDA_LEASE_TTL_S": ("lease_ttl_s", _parse_lease_ttl),
     "SEDA_REUSE_PORT": ("reuse_port", _parse_bool),
     "SEDA_NODE_ID": ("node_id", _parse_node_id),
+    "SEDA_SHUTDOWN_TIMEOUT_S": ("shutdown_timeout_s", _parse_positive_float),
     "SEDA_PARENT_PID": ("parent_pid", lambda n, v: _parse_positive_int(n, v) if v else None),
 }
 

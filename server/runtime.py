@@ -251,13 +251,22 @@ async def run_services(
                     gateway.stop_accepting()
                     http_stopping.set()
                     log.info("flushing rooms")
-                    await registry.shutdown()
+                    with trio.move_on_after(settings.shutdown_timeout_s) as flushing:
+                        await registry.shutdown()
+                    if flushing.cancelled_caught:
+                        # Postgres away: what did not commit was never acknowledged, so nothing is lost.
+                        log.error(
+                            "rooms did not finish flushing within %.0f s (is Postgres reachable?); stopping",
+                            settings.shutdown_timeout_s,
+                        )
                     await node.stop()
                     edges.close_all(CLOSE_GOING_AWAY, "server shutting down")
                     await gateway.wait_closed(timeout=3.0)
                     servers.cancel_scope.cancel()
                 rooms_nursery.cancel_scope.cancel()
             journal.close()
+            # It writes what it holds; a journal that cannot reach Postgres gives up in time.
+            journal_nursery.cancel_scope.deadline = trio.current_time() + settings.shutdown_timeout_s
     finally:
         with trio.CancelScope(shield=True):
             await bus.close()

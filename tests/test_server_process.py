@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 from pathlib import Path
 
@@ -10,6 +11,8 @@ import jwt
 import pytest
 import trio
 
+from storage.embedded import PidFile
+from tests.live_client import Live
 from tests.process import SedaServer, run_seda, seda_env
 
 pytestmark = pytest.mark.slow
@@ -105,3 +108,28 @@ async def test_bad_configuration_is_a_clear_error(tmp_path: Path) -> None:
     result = await run_seda("serve", env=seda_env(tmp_path, SEDA_HTTP_PORT="eighty"))
     assert result.returncode == 2
     assert b"SEDA_HTTP_PORT" in result.stderr
+
+
+async def test_sigterm_stops_the_server_when_postgres_is_gone(tmp_path: Path, nursery: trio.Nursery) -> None:
+    """Rooms that cannot flush (their Postgres died under them) do not hold a stop for ever:
+    after SEDA_SHUTDOWN_TIMEOUT_S the server stops anyway (nothing uncommitted was acknowledged)."""
+    data = tmp_path / "data"
+    server = SedaServer(data, SEDA_SHUTDOWN_TIMEOUT_S="2")
+    await server.start(nursery)
+    base = f"http://127.0.0.1:{server.http_port}"
+    async with httpx.AsyncClient(base_url=base, timeout=10) as http:
+        live = Live(http, server.live_port)
+        token, _ = await live.user()
+        room = await live.room(token)
+        async with live.connect(room["id"], token) as client:
+            await client.chat("committed before the fall")
+            postmaster = PidFile.read(data / "pg")
+            assert postmaster is not None
+            os.kill(postmaster.pid, signal.SIGKILL)
+            await client.send("chat.send", {"text": "never committed"})
+            started = trio.current_time()
+            code = await server.stop(signal.SIGTERM, timeout=30)
+    took = trio.current_time() - started
+    print(f"stopped {took:.1f} s after SIGTERM (exit {code})")
+    assert took < 20, server.log
+    assert "did not finish flushing" in server.log, server.log
