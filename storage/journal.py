@@ -514,7 +514,16 @@ async def _write_presence(conn: asyncpg.Connection, rows: dict[str, list[tuple[A
         log.warning("presence of a journal batch dropped: %s", exc)
 
 
-_WRITE_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, ValueError, TypeError)
+# InternalClientError: asyncpg's own state broke with the connection (seen when Postgres died
+# mid-statement); the connection is then dropped and made again.
+_WRITE_ERRORS = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    OSError,
+    ValueError,
+    TypeError,
+)
 
 
 class JournalWriter:
@@ -624,6 +633,8 @@ class JournalWriter:
                     continue
                 except _WRITE_ERRORS as exc:
                     log.warning("journal batch of %d events failed: %s", len(batch.events), exc)
+                    if isinstance(exc, asyncpg.InternalClientError):
+                        conn.terminate()  # unusable: a new one is made below
                     # Nothing of it was written; presence is never the cause (its savepoint
                     # takes refusals), so it goes again with the next batch, in order.
                     self._batch.presence[:0] = batch.presence
@@ -644,8 +655,11 @@ class JournalWriter:
         finally:
             for ticket in self._batch.tickets:
                 ticket._settle(JournalClosed("journal stopped before this was written"))
-            with trio.CancelScope(shield=True):
-                await aio(conn.close)
+            with trio.CancelScope(shield=True), trio.move_on_after(2):
+                try:
+                    await aio(conn.close)
+                except _WRITE_ERRORS:  # a broken connection: dropped without a goodbye
+                    conn.terminate()
 
     async def _room_by_room(self, conn: asyncpg.Connection, batch: _Batch) -> dict[str, BaseException]:
         """Write each room's share of a refused batch on its own; the rooms that fail, and why.
