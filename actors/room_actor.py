@@ -37,6 +37,7 @@ log = logging.getLogger("seda.room")
 
 MAX_REPLAY = 1000
 TALLY_INTERVAL_S = 0.1
+RELAY_BATCH = 256  # events relayed at most per message, so a publisher that never idles still relays
 _MAX_SETTLE_STEPS = 64  # a bound, far above what one moment can make due
 
 # Close codes (PROTOCOL.md).
@@ -518,7 +519,9 @@ class RoomActor:
                     await self._ownership.renewed()
                     self._waiting = None
                 self._show(outcome)
-                if self._relaying and self._out_recv.statistics().current_buffer_used == 0:
+                if self._relaying and (
+                    self._out_recv.statistics().current_buffer_used == 0 or len(self._relaying) >= RELAY_BATCH
+                ):
                     self._relay_now(None)
                 if outcome.ticket is not None and self._notify is not None:
                     self._tell_progress(outcome)
