@@ -77,10 +77,8 @@ def test_any_request_is_answered_and_the_room_goes_on(messages: list[bytes]) -> 
             actor = await registry.get(ROOM)
             assert actor is not None
             with trio.fail_after(10):
-                while owner_bus is not None and not any(
-                    p == ops_subject(ROOM) for _, p, _ in hub._subs.values()
-                ):
-                    await trio.testing.wait_all_tasks_blocked()
+                while not any(p == ops_subject(ROOM) for _, p, _ in hub._subs.values()):
+                    await trio.testing.wait_all_tasks_blocked()  # until the owner has subscribed
                 for message in messages:
                     answer = unpack(await edge_bus.request(ops_subject(ROOM), message, timeout=5))
                     assert answer.get("moved") or "ok" in answer, answer
