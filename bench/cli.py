@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from bench import fanout_peer, takeover, workers_compare
+from bench import fanout_peer, restart_resume, takeover, workers_compare
 from bench.affinity import describe, pin, split_cpus
 from bench.control import OpFailed
 from bench.coordinator import Coordinator, WorkerFailed
@@ -106,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     takeover_help = "kill -9 the worker owning a room, time until a client resumes there (--workers 2)"
     sub = scenarios.add_parser("takeover", help=takeover_help, description=takeover_help)
     takeover.add_arguments(sub)
+    restart_resume.register(scenarios)
     rest_peer_help = "seda's REST reads beside the same SQL on Starlette + uvicorn + asyncpg (ratio)"
     sub = scenarios.add_parser("rest-peer", help=rest_peer_help, description=rest_peer_help)
     add_rest_peer_arguments(sub)
@@ -282,6 +283,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.scenario == "takeover":
         return _main_takeover(args)
+    if args.scenario == restart_resume.NAME:
+        return restart_resume.main(args)
     if args.scenario == "rest-peer":
         return main_rest_peer(args)
     if args.scenario == "workers-compare" or args.scenario == fanout_peer.NAME:
