@@ -13,7 +13,7 @@ import trio
 
 from storage.embedded import PidFile
 from tests.live_client import Live
-from tests.process import SedaServer, run_seda, seda_env
+from tests.process import SedaServer, run_seda, running, seda_env
 
 pytestmark = pytest.mark.slow
 PASSWORD = "correct horse battery"
@@ -115,10 +115,11 @@ async def test_sigterm_stops_the_server_when_postgres_is_gone(tmp_path: Path, nu
     flush do not hold a stop for ever: after SEDA_SHUTDOWN_TIMEOUT_S the server stops anyway
     (nothing uncommitted was acknowledged)."""
     data = tmp_path / "data"
-    server = SedaServer(data, SEDA_SHUTDOWN_TIMEOUT_S="2")
-    await server.start(nursery)
-    base = f"http://127.0.0.1:{server.http_port}"
-    async with httpx.AsyncClient(base_url=base, timeout=10) as http:
+    # ``running``: whatever happens, no server is left behind (it kills one that did not stop)
+    async with (
+        running(data, nursery, SEDA_SHUTDOWN_TIMEOUT_S="2") as server,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.http_port}", timeout=10) as http,
+    ):
         live = Live(http, server.live_port)
         token, _ = await live.user()
         room = await live.room(token)
