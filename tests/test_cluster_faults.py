@@ -126,6 +126,13 @@ def assert_exactly_once_in_order(log: list[Message], since: int) -> list[int]:
     return seen
 
 
+def assert_saw_every_ack(acked: list[int], *peers: tuple[Peer, Message]) -> None:
+    """Each peer saw every seq after its first welcome exactly once, in order, acked ones among them."""
+    for peer, first in peers:
+        seen = assert_exactly_once_in_order(peer.log, first["data"]["seq"])
+        assert set(acked) <= set(seen), (peer.name, acked, seen)
+
+
 @dataclass
 class Peer:
     """A user's socket to one room, reconnected at will to either node; one log across sockets.
@@ -425,9 +432,7 @@ async def test_kill9_of_the_owner_the_edge_takes_the_room_within_two_ttls(
         acked.append(await p1.chat("after, from user1"))
         await p1.until_seq(acked[-1])
         await p2.until_seq(acked[-1])
-        for peer, first in ((p1, w1), (p2, w2)):
-            seen = assert_exactly_once_in_order(peer.log, first["data"]["seq"])
-            assert set(acked) <= set(seen), (peer.name, acked, seen)
+        assert_saw_every_ack(acked, (p1, w1), (p2, w2))
         assert await last_stored_seq(db, room["id"]) == acked[-1]
         await p1.leave()
         await p2.leave()
@@ -491,9 +496,7 @@ async def test_owner_paused_past_its_lease_loses_the_room_and_commits_nothing(
         acked.append(await p1.chat("a2, from user1 on B"))
         await p2.until_seq(acked[-1])
         await p1.until_seq(acked[-1])
-        for peer, first in ((p1, w1), (p2, w2)):
-            seen = assert_exactly_once_in_order(peer.log, first["data"]["seq"])
-            assert set(acked) <= set(seen), (peer.name, acked, seen)
+        assert_saw_every_ack(acked, (p1, w1), (p2, w2))
         assert "sent to the paused owner" not in str(p2.log)
         assert await last_stored_seq(db, room["id"]) == p2.last_seq == acked[-1]
         await p1.leave()
@@ -557,8 +560,7 @@ async def test_nats_killed_local_rooms_keep_working_and_edges_come_back(
                 await newcomer.leave()
         await owner.until_seq(acked[-1])
         await newcomer.until_seq(acked[-1])
-        seen = assert_exactly_once_in_order(owner.log, w_owner["data"]["seq"])
-        assert set(acked) <= set(seen), (acked, seen)
+        assert_saw_every_ack(acked, (owner, w_owner))
         assert await last_stored_seq(db, room["id"]) == acked[-1]
         await newcomer.leave()
         await edge.leave()
@@ -598,9 +600,7 @@ async def test_owner_journal_connection_terminated_the_room_recovers(
         acked.append(await p2.chat("b1, after"))
         await p1.until_seq(acked[-1])
         await p2.until_seq(acked[-1])
-        for peer, first in ((p1, w1), (p2, w2)):
-            seen = assert_exactly_once_in_order(peer.log, first["data"]["seq"])
-            assert set(acked) <= set(seen), (peer.name, acked, seen)
+        assert_saw_every_ack(acked, (p1, w1), (p2, w2))
         assert await last_stored_seq(db, room["id"]) == acked[-1]
         await p1.leave()
         await p2.leave()
