@@ -82,7 +82,7 @@ class RoomRegistry:
 
     def with_item(self, item_id: str) -> RoomActor | None:
         for actor in self._actors.values():
-            if actor.accepting and actor.find_item(item_id):
+            if actor.accepting and actor.state.holds_item(item_id):
                 return actor
         return None
 

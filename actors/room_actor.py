@@ -618,13 +618,3 @@ class RoomActor:
         """The lease moved to another node: nothing more is shown or written by this actor."""
         self.lost = True
         self._stop_code = CLOSE_RESTART
-
-    def find_item(self, item_id: str) -> bool:
-        """Whether this room's session holds the queue item (queued or playing)."""
-        session = self.state.session
-        if session is None:
-            return False
-        playing = session.now_playing
-        return (playing is not None and playing.item.item_id == item_id) or session.find_item(
-            item_id
-        ) is not None

@@ -172,6 +172,16 @@ class RoomState:
         """Authenticated users present now (a room's ``listeners`` in REST)."""
         return len(self.presence)
 
+    def holds_item(self, item_id: str) -> bool:
+        """Whether the room's session holds the queue item (queued or playing)."""
+        session = self.session
+        if session is None:
+            return False
+        playing = session.now_playing
+        if playing is not None and playing.item.item_id == item_id:
+            return True
+        return session.find_item(item_id) is not None
+
     def presence_list(self) -> list[dict[str, str]]:
         return [{"user_id": uid, "username": self.usernames[uid]} for uid in self.presence]
 

@@ -39,21 +39,13 @@ def room_now(state: RoomState) -> dict[str, Any]:
     return {**state.room_wire(), "listeners": state.listeners()}
 
 
-def has_item(state: RoomState, item_id: str) -> bool:
-    session = state.session
-    if session is None:
-        return False
-    playing = session.now_playing
-    return (playing is not None and playing.item.item_id == item_id) or session.find_item(item_id) is not None
-
-
 VIEWS: dict[str, Callable[..., Any]] = {
     "session": session_of,
     "rotation": rotation,
     "queue": queue,
     "votes": votes_on,
     "room": room_now,
-    "has_item": has_item,
+    "has_item": RoomState.holds_item,
 }
 
 
