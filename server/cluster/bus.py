@@ -80,8 +80,11 @@ class LocalHub:
     def __init__(self) -> None:
         self._subs: dict[int, tuple[LocalBus, str, Deliver]] = {}
         self._ids = itertools.count(1)
+        self._open = 0  # buses connected to this hub
 
     def _deliver(self, sender: LocalBus, message: BusMessage) -> int:
+        if self._open < 2:
+            return 0  # alone (``seda serve`` by itself): nobody else hears, and it never echoes
         delivered = 0
         for bus, pattern, deliver in list(self._subs.values()):
             if bus is not sender and not bus.closed and matches(pattern, message.subject):
@@ -101,6 +104,7 @@ class _LocalSubscription:
 class LocalBus:
     def __init__(self, hub: LocalHub | None = None) -> None:
         self._hub = hub or LocalHub()
+        self._hub._open += 1
         self._inbox = itertools.count(1)
         self.closed = False
 
@@ -139,6 +143,8 @@ class LocalBus:
         return _LocalSubscription(self._hub, sid)
 
     async def close(self) -> None:
+        if not self.closed:
+            self._hub._open -= 1
         self.closed = True
         for sid in [sid for sid, (bus, _, _) in self._hub._subs.items() if bus is self]:
             del self._hub._subs[sid]
