@@ -19,14 +19,14 @@ from pydantic import BaseModel, ValidationError
 
 from actors.commands import Join, Leave, Op, Tick
 from actors.registry import RoomRegistry
-from actors.room_actor import MAX_REPLAY, RemoteJoin, Reply, Request, RoomActor
+from actors.room_actor import RemoteJoin, Reply, Request, RoomActor
 from actors.room_state import Connection
 from protocol.errors import BadRequest, Internal, ProtocolError
 from protocol.ops import NoData, parse_op_data
 from protocol.rooms import OwnerChange, RoleChange, UpdateRoomBody
 from server.cluster.bus import Bus, BusMessage, Subscription
 from server.cluster.wire import events_subject, ops_subject, pack, unpack
-from server.live.prepare import prepare
+from server.live.prepare import prepare, stored_for_resume
 from server.live.room_views import View
 from storage.rooms import Rooms
 from storage.sanctions import Sanctions
@@ -216,9 +216,7 @@ class OwnerSide:
         since = body.get("since")
         if since is not None and (not isinstance(since, int) or since < 0):
             raise BadRequest("since must be a non-negative integer", field="since")
-        stored = []
-        if since is not None and since + 1 < actor.ring_start():
-            stored = await self._rooms.events_after(uuid.UUID(actor.room_id), since, MAX_REPLAY)
+        stored = await stored_for_resume(self._rooms, actor, since)
         muted = body.get("muted")
         join = Join(
             conn_id,

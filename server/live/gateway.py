@@ -18,7 +18,6 @@ from actors.room_actor import (
     CLOSE_INTERNAL,
     CLOSE_RESTART,
     CLOSE_ROOM_DELETED,
-    MAX_REPLAY,
     Request,
     RoomActor,
 )
@@ -31,6 +30,7 @@ from server.cluster.service import Cluster, EdgeLink
 from server.cluster.sockets import reuse_port_socket
 from server.live.connection import LiveConnection, LocalLink, RoomLink, next_conn_id
 from server.live.outbox import CLOSE_FLUSH_S, OutboxStream
+from server.live.prepare import stored_for_resume
 from server.live.user_sockets import UserSockets
 from server.metrics import Metrics
 from storage.rooms import Rooms, is_private
@@ -285,9 +285,7 @@ class LiveGateway:
         deadline = trio.current_time() + self._retry_s
         while trio.current_time() < deadline:
             if actor is not None:
-                stored = []
-                if admission.since is not None and admission.since + 1 < actor.ring_start():
-                    stored = await self._rooms.events_after(admission.room_id, admission.since, MAX_REPLAY)
+                stored = await stored_for_resume(self._rooms, actor, admission.since)
                 try:
                     await actor.send(Request(join, conn=conn, since=admission.since, stored=stored))
                 except (trio.BrokenResourceError, trio.ClosedResourceError):

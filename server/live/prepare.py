@@ -13,7 +13,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from actors.room_actor import RoomActor
+from actors.room_actor import MAX_REPLAY, RoomActor
+from protocol.events import Event
 from protocol.ops import (
     BanData,
     ChatSendData,
@@ -77,3 +78,11 @@ async def prepare(
     if missing:
         context["messages"] = await rooms.messages_by_id(room_id, missing)
     return new_id, context
+
+
+async def stored_for_resume(rooms: Rooms, actor: RoomActor, since: int | None) -> list[Event]:
+    """A joining socket's events after ``since`` that the actor's ring no longer holds, read
+    before the join reaches the actor (which then replays them, then its ring)."""
+    if since is None or since + 1 >= actor.ring_start():
+        return []
+    return await rooms.events_after(uuid.UUID(actor.room_id), since, MAX_REPLAY)
