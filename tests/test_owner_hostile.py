@@ -20,6 +20,7 @@ from protocol.events import Event
 from server.cluster.bus import LocalBus, LocalHub
 from server.cluster.owner import OwnerSide
 from server.cluster.wire import ops_subject, pack, unpack
+from storage.sanctions import Sanctions
 from tests.test_room_actor_clock import MemoryJournal
 
 ROOM = "11111111-2222-3333-4444-555555555555"
@@ -67,7 +68,7 @@ def test_any_request_is_answered_and_the_room_goes_on(messages: list[bytes]) -> 
     async def main() -> None:
         hub = LocalHub()
         owner_bus, edge_bus = LocalBus(hub), LocalBus(hub)
-        owner = OwnerSide(owner_bus, cast(Any, None), cast(Any, _NoSanctions()), beat_s=60)
+        owner = OwnerSide(owner_bus, cast(Any, None), Sanctions(cast(Any, None)), beat_s=60)  # none loaded
         async with trio.open_nursery() as nursery:
             await nursery.start(owner.run)
             registry = RoomRegistry(
@@ -108,8 +109,3 @@ def test_any_request_is_answered_and_the_room_goes_on(messages: list[bytes]) -> 
             nursery.cancel_scope.cancel()
 
     trio.run(main)
-
-
-class _NoSanctions:
-    def muted_until_ms(self, user_id: str) -> int | None:
-        return None
