@@ -14,6 +14,7 @@ from protocol.accounts import RegisterBody
 from protocol.errors import ProtocolError
 from server.auth import ROLES, hash_password
 from server.cluster.supervisor import serve_workers
+from server.collector import tune_for_serving
 from server.config import FLAG_ENV_NAMES, ConfigError, Settings, flag_for, load_settings
 from server.runtime import open_postgres, serve
 from storage.embedded import DataDirBusy, EmbeddedPostgresError
@@ -89,6 +90,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         settings = _settings(args)
         if args.command == "serve":
+            tune_for_serving(settings.gc_gen0)
             if settings.workers > 1 and settings.parent_pid is None:
                 trio.run(serve_workers, settings)
             else:

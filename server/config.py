@@ -140,6 +140,9 @@ class Settings:
     shutdown_timeout_s: float = 20.0
     # This node's id in the cluster (the parent names its workers); unset: the data dir's own.
     node_id: str | None = None
+    # The collector's youngest-generation threshold for `seda serve` (server/collector.py);
+    # 0 leaves CPython's defaults.
+    gc_gen0: int = 50_000
 
 
 # env var -> (field name, parser)
@@ -173,6 +176,7 @@ _ENV: dict[str, tuple[str, Any]] = {
     "SEDA_REUSE_PORT": ("reuse_port", _parse_bool),
     "SEDA_NODE_ID": ("node_id", _parse_node_id),
     "SEDA_SHUTDOWN_TIMEOUT_S": ("shutdown_timeout_s", _parse_positive_float),
+    "SEDA_GC_GEN0": ("gc_gen0", _parse_count),
     "SEDA_PARENT_PID": ("parent_pid", lambda n, v: _parse_positive_int(n, v) if v else None),
 }
 
