@@ -16,7 +16,8 @@ closed within the group get their bytes built by walking the group in order.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,6 +56,7 @@ class Fanout:
         self._group: list[_Publish] = []
         self._wake = trio.Event()
         self._last_flush = -math.inf
+        self._holding = False  # inside publishing(): its end flushes or wakes the flusher
         self.flushes = 0
         self.writes = 0
 
@@ -100,7 +102,24 @@ class Fanout:
 
     def _add(self, publish: _Publish) -> None:
         self._group.append(publish)
-        self._wake.set()
+        if not self._holding:
+            self._wake.set()
+
+    @contextmanager
+    def publishing(self) -> Iterator[None]:
+        """Publish several things; at the end, flush them here and now if the window allows,
+        else leave them to the flusher's task. A publisher that is itself a task (the room's)
+        thus costs no wake-up of the flusher when the room is not busy."""
+        self._holding = True
+        try:
+            yield
+        finally:
+            self._holding = False
+            if self._group:
+                if trio.current_time() >= self._last_flush + self.window_s:
+                    self.flush()
+                else:
+                    self._wake.set()
 
     # ---- flushing -----------------------------------------------------------------------
 

@@ -251,7 +251,10 @@ class RoomActor:
 
     async def send(self, request: Request | _Shutdown) -> None:
         """Queue a request; raises trio.BrokenResourceError once the actor no longer takes any."""
-        await self._send.send(request)
+        try:
+            self._send.send_nowait(request)  # no trip through the scheduler while there is room
+        except trio.WouldBlock:
+            await self._send.send(request)
 
     # ---- the actor -----------------------------------------------------------------
 
@@ -305,7 +308,7 @@ class RoomActor:
                         await self._finish(close_code=None)
                         return
                     continue
-                await self._out_send.send(self._commit([]))  # the clock: tracks end, tallies flush
+                await self._emit(self._commit([]))  # the clock: tracks end, tallies flush
                 continue
             if isinstance(request, _Shutdown):
                 await self._finish(close_code=CLOSE_GOING_AWAY)
@@ -317,6 +320,14 @@ class RoomActor:
                 return
             if not self.state.connections:
                 idle_since = trio.current_time()
+
+    async def _emit(self, outcome: _Outcome) -> None:
+        """Hand an outcome to the publisher; waits only when the publisher is ``pending_limit`` behind
+        (the loop's own receive is its checkpoint, so a free slot costs no trip through the scheduler)."""
+        try:
+            self._out_send.send_nowait(outcome)
+        except trio.WouldBlock:
+            await self._out_send.send(outcome)
 
     def _turn_away_queued(self) -> None:
         """Stop taking requests. Those already queued will never be decided: a socket still
@@ -366,7 +377,7 @@ class RoomActor:
             outcome.ticket = self._journal.submit(self.room_id, [], (self.state.seq, self.state.snapshot()))
         # Closed when shown: sockets whose welcome is still queued ahead of this are closed too.
         outcome.close_everyone = close_code
-        await self._out_send.send(outcome)
+        await self._emit(outcome)
         assert outcome.done is not None
         await outcome.done.wait()
 
@@ -374,7 +385,7 @@ class RoomActor:
         command = request.command
         now = self.now()
         if isinstance(command, Join):
-            await self._out_send.send(self._join(request, command, now))
+            await self._emit(self._join(request, command, now))
             return
         if isinstance(command, Op) and request.rate_key is not None:
             wait = self._limits.check(request.rate_key, command.op, trio.current_time())
@@ -402,13 +413,13 @@ class RoomActor:
         if request.reply is not None:
             request.reply._see(self.state)
             outcome.answer = (request.reply, decision.reply, None)
-        await self._out_send.send(outcome)
+        await self._emit(outcome)
 
     async def _refuse(self, request: Request, error: ProtocolError) -> None:
         if request.conn is not None:
-            await self._out_send.send(_Outcome(reply=(request.conn, error_message(request.ref, error))))
+            await self._emit(_Outcome(reply=(request.conn, error_message(request.ref, error))))
         if request.reply is not None:
-            await self._out_send.send(_Outcome(answer=(request.reply, None, error)))
+            await self._emit(_Outcome(answer=(request.reply, None, error)))
 
     def _commit(self, events: list[Event]) -> _Outcome:
         """Apply events and what they make due (track ends and starts), journal the durable ones,
@@ -518,7 +529,8 @@ class RoomActor:
                     self._waiting = outcome
                     await self._ownership.renewed()
                     self._waiting = None
-                self._show(outcome)
+                with self._fanout.publishing():
+                    self._show(outcome)
                 if self._relaying and (
                     self._out_recv.statistics().current_buffer_used == 0 or len(self._relaying) >= RELAY_BATCH
                 ):

@@ -65,6 +65,29 @@ async def test_a_quiet_room_flushes_at_once_and_a_busy_one_per_window(
         nursery.cancel_scope.cancel()
 
 
+async def test_publishing_flushes_in_place_when_due_and_leaves_the_rest_to_the_window(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    fanout = Fanout(0.005)
+    a = Sock(1)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(fanout.run)
+        fanout.subscribe(a, [])
+        await trio.sleep(1)
+        with fanout.publishing():
+            fanout.to_all(msg(1))
+            fanout.to_all(msg(2))
+            assert a.seen == []  # nothing goes out before the end of the block ...
+        # ... and then at once, as one write, with no task switch
+        assert [[m["n"] for m in w] for w in a.writes] == [[1, 2]]
+        with fanout.publishing():
+            fanout.to_all(msg(3))
+        assert a.seen == [1, 2]  # within the window of that flush: held for the flusher
+        await trio.sleep(0.01)
+        assert [[m["n"] for m in w] for w in a.writes] == [[1, 2], [3]]
+        nursery.cancel_scope.cancel()
+
+
 async def test_replies_follow_their_events_and_joiners_start_at_their_welcome() -> None:
     fanout = Fanout(0.005)
     old, leaver, kicked = Sock(1), Sock(2), Sock(3)
