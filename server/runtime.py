@@ -32,6 +32,7 @@ from server.cluster.sockets import reuse_port_socket
 from server.config import Settings
 from server.context import AppContext
 from server.http.app import create_app
+from server.live.admission import ADMISSION, watch_load
 from server.live.gateway import GatewayLimits, LiveGateway
 from server.live.user_sockets import UserSockets
 from storage.database import Database, open_database
@@ -246,6 +247,10 @@ async def run_services(
                     )
                     log.info("live gateway listening on ws://%s:%d", settings.host, live_port)
                     await servers.start(_season_closer, ctx, user_sockets)
+                    if settings.overload_busy < 1.0:
+                        ADMISSION.busy_limit = settings.overload_busy
+                        ADMISSION.retry_after_ms = settings.overload_retry_ms
+                        servers.start_soon(watch_load)
                     task_status.started(Bound(http_port, live_port))
                     await stop()
                     gateway.stop_accepting()

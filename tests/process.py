@@ -25,6 +25,8 @@ def seda_env(data_dir: Path, **extra: str) -> dict[str, str]:
     env.update({"SEDA_DATA_DIR": str(data_dir), "SEDA_HTTP_PORT": "0", "SEDA_LIVE_PORT": "0"})
     # Tests sign up many users from one address; the per-account login limit stays on.
     env["SEDA_AUTH_PER_MIN_PER_ADDR"] = "0"
+    # No load shedding on a busy test machine (test_admission turns it on).
+    env["SEDA_OVERLOAD_BUSY"] = "1"
     env.update(extra)
     return env
 

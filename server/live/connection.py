@@ -19,6 +19,7 @@ from actors.room_actor import CLOSE_INTERNAL, CLOSE_POLICY, Request, RoomActor, 
 from protocol.codec import DecodeError, Encoding, decode, encode_frame
 from protocol.errors import BadRequest, ProtocolError
 from protocol.ops import parse_envelope, parse_op_data, parse_ref
+from server.live.admission import admit
 from server.live.outbox import OutboxStream
 from server.live.prepare import prepare
 from storage.rooms import Rooms
@@ -63,6 +64,7 @@ class LocalLink:
     async def submit(
         self, conn: LiveConnection, op: str, data: BaseModel, raw: Any, ref: int | None, rate_key: str
     ) -> bool:
+        admit(op)
         new_id, context = "", dict[str, Any]()
         if op != "ping":
             new_id, context = await prepare(self._rooms, self.actor, conn.room_id, op, data)
