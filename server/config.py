@@ -58,17 +58,6 @@ def _parse_positive_int(name: str, raw: str) -> int:
     return _parse_int(name, raw, least=1, what="an integer")
 
 
-def _parse_share(name: str, raw: str) -> float:
-    """A share from 0 to 1."""
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number from 0 to 1, got {raw!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise ConfigError(f"{name} must be a number from 0 to 1, got {raw!r}")
-    return value
-
-
 def _parse_count(name: str, raw: str) -> int:
     """A whole number where 0 means off."""
     return _parse_int(name, raw, least=0, what="a whole number (0: off)")
@@ -154,9 +143,9 @@ class Settings:
     # The collector's youngest-generation threshold for `seda serve` (server/collector.py);
     # 0 leaves CPython's defaults.
     gc_gen0: int = 50_000
-    # Overload (server/live/admission.py): past this busy share of the event loop, chat is refused
-    # with rate_limited and about this retry_after_ms (1: never).
-    overload_busy: float = 0.97
+    # Overload (server/live/admission.py): a socket whose frames have waited this long for the
+    # server gets its chat refused with rate_limited and about this retry_after_ms (0: never).
+    overload_behind_ms: int = 250
     overload_retry_ms: int = 1000
 
 
@@ -192,7 +181,7 @@ _ENV: dict[str, tuple[str, Any]] = {
     "SEDA_NODE_ID": ("node_id", _parse_node_id),
     "SEDA_SHUTDOWN_TIMEOUT_S": ("shutdown_timeout_s", _parse_positive_float),
     "SEDA_GC_GEN0": ("gc_gen0", _parse_count),
-    "SEDA_OVERLOAD_BUSY": ("overload_busy", _parse_share),
+    "SEDA_OVERLOAD_BEHIND_MS": ("overload_behind_ms", _parse_count),
     "SEDA_OVERLOAD_RETRY_MS": ("overload_retry_ms", _parse_positive_int),
     "SEDA_PARENT_PID": ("parent_pid", lambda n, v: _parse_positive_int(n, v) if v else None),
 }

@@ -247,8 +247,8 @@ async def run_services(
                     )
                     log.info("live gateway listening on ws://%s:%d", settings.host, live_port)
                     await servers.start(_season_closer, ctx, user_sockets)
-                    if settings.overload_busy < 1.0:
-                        ADMISSION.busy_limit = settings.overload_busy
+                    if settings.overload_behind_ms > 0:
+                        ADMISSION.behind_limit_s = settings.overload_behind_ms / 1000
                         ADMISSION.retry_after_ms = settings.overload_retry_ms
                         servers.start_soon(watch_load)
                     task_status.started(Bound(http_port, live_port))

@@ -26,7 +26,7 @@ def seda_env(data_dir: Path, **extra: str) -> dict[str, str]:
     # Tests sign up many users from one address; the per-account login limit stays on.
     env["SEDA_AUTH_PER_MIN_PER_ADDR"] = "0"
     # No load shedding on a busy test machine (test_admission turns it on).
-    env["SEDA_OVERLOAD_BUSY"] = "1"
+    env["SEDA_OVERLOAD_BEHIND_MS"] = "0"
     env.update(extra)
     return env
 
