@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from bench import fanout_peer, restart_resume, takeover, workers_compare
+from bench import fanout_peer, overload, restart_resume, takeover, workers_compare
 from bench.affinity import describe, pin, split_cpus
 from bench.control import OpFailed
 from bench.coordinator import Coordinator, WorkerFailed
@@ -103,6 +103,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     RoomsScenario.add_arguments(sub)
     workers_compare.add_arguments(sub)
+    overload_help = (
+        "the rooms chat load (100 rooms x 5 listeners) at rising offered rates, a fresh server each: "
+        "does the acked rate hold and ack p99 stay under 1 s (issue 17)"
+    )
+    sub = scenarios.add_parser("overload", parents=[common], help=overload_help, description=overload_help)
+    RoomsScenario.add_arguments(sub)
+    overload.add_arguments(sub)
     takeover_help = "kill -9 the worker owning a room, time until a client resumes there (--workers 2)"
     sub = scenarios.add_parser("takeover", help=takeover_help, description=takeover_help)
     takeover.add_arguments(sub)
@@ -254,11 +261,30 @@ def _target_summary(target: dict[str, Any]) -> str:
 
 
 async def run_compare(args: argparse.Namespace, progress: ProgressBar) -> dict[str, Any]:
+    cpus = frozenset(os.sched_getaffinity(0))
     reports = []
     for workers in workers_compare.counts(args.counts):
+        _unpin_self(cpus)
         progress.note(f"workers-compare: run with --workers {workers}")
         reports.append(await run_bench(workers_compare.run_args(args, workers), progress))
     return {"runs": reports, "comparison": workers_compare.compare(reports)}
+
+
+def _unpin_self(cpus: frozenset[int]) -> None:
+    """Give this process back the CPUs it started with: a pinned run_bench leaves it on the
+    harness's CPUs, and the next spawned server would inherit them and find one CPU to split."""
+    pin([os.getpid()], cpus, descendants=False)
+
+
+async def run_overload(args: argparse.Namespace, progress: ProgressBar) -> dict[str, Any]:
+    cpus = frozenset(os.sched_getaffinity(0))
+    reports = []
+    for rate in overload.rates(args):
+        _unpin_self(cpus)
+        progress.note(f"overload: run at {rate:g} msg/s a room ({rate * args.rooms:,.0f} msg/s offered)")
+        reports.append(await run_bench(overload.run_args(args, rate), progress))
+    _unpin_self(cpus)
+    return {"reports": reports, **overload.build(reports)}
 
 
 def _main_takeover(args: argparse.Namespace) -> int:
@@ -287,7 +313,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return restart_resume.main(args)
     if args.scenario == "rest-peer":
         return main_rest_peer(args)
-    if args.scenario == "workers-compare" or args.scenario == fanout_peer.NAME:
+    if args.scenario in ("workers-compare", "overload", fanout_peer.NAME):
         args.spawn = True
     if args.spawn == bool(args.http or args.live) or (not args.spawn and not (args.http and args.live)):
         parser.error("give either --spawn, or both --http and --live")
@@ -302,6 +328,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(fanout_peer.format_compare(both["runs"], both["comparison"]))
             if args.json is not None:
                 args.json.write_text(json.dumps(both, indent=2) + "\n")
+            return 0
+        if args.scenario == "overload":
+            overload.rates(args)  # bad options stop here, before any server starts
+            done = asyncio.run(run_overload(args, progress))
+            print(overload.format_overload(done["reports"], done))
+            if args.json is not None:
+                runs = [{**row, "report": r} for row, r in zip(done["runs"], done["reports"], strict=True)]
+                args.json.write_text(json.dumps({"runs": runs, "summary": done["summary"]}, indent=2) + "\n")
             return 0
         if args.scenario == "workers-compare":
             both = asyncio.run(run_compare(args, progress))

@@ -25,6 +25,7 @@ class SenderSocket(WsClient):
         self.number = 0  # this socket's place among the role's senders
         self.sent: dict[int, int] = {}
         self.counting = True  # False once the sender gave up waiting: later replies are not acks
+        self.hold_until_ns = 0  # honouring retry_after_ms: send nothing before this wall-clock time
         self.answered = asyncio.Event()  # set whenever no op awaits its reply
         self.answered.set()
 
@@ -43,8 +44,9 @@ class SenderSocket(WsClient):
         if not self.sent:
             self.answered.set()
         group = self.group
-        group.replies.append(time.time_ns() - sent_ns)
+        now = time.time_ns()
         if message.get("ok"):
+            group.replies.append(now - sent_ns)
             group.tally.counters["acked"] += 1
             data = message.get("data") or {}
             seq = int(data.get("seq", 0))
@@ -52,7 +54,18 @@ class SenderSocket(WsClient):
                 group.last_seq = seq
             group.acked(self, int(message["ref"]), sent_ns, data)
         else:
-            group.tally.errors[(message.get("error") or {}).get("code", "unknown")] += 1
+            # Refused: its latency apart from the acks' (a refusal is quick, and is not an ack).
+            group.refusals.append(now - sent_ns)
+            error = message.get("error") or {}
+            code = str(error.get("code", "unknown"))
+            group.tally.errors[code] += 1
+            group.tally.counters["refused"] += 1
+            group.tally.counters[f"refused_{code}"] += 1
+            retry_after_ms = error.get("retry_after_ms")
+            honour = group.honour_retry_after and code == "rate_limited"
+            if honour and isinstance(retry_after_ms, int | float):
+                # As a client should (PROTOCOL.md "Errors"): nothing more until then.
+                self.hold_until_ns = max(self.hold_until_ns, now + int(retry_after_ms * 1_000_000))
 
     def on_closed(self, code: int, by_server: bool) -> None:
         self.answered.set()
@@ -64,10 +77,14 @@ class Senders(Role):
     """One socket per token in ``room``; each sends ``rate`` messages a second.
 
     Spec keys: ``room``, ``tokens``, ``rate`` (per sender), ``messages`` (optional
-    bound per sender; otherwise until the window ends), ``size`` (text length),
-    ``reply_grace_s`` (how long to wait for the last replies; later ones are not counted as acks).
+    bound per sender on the planned sends; otherwise until the window ends), ``size`` (text length),
+    ``reply_grace_s`` (how long to wait for the last replies; later ones are not counted as acks),
+    ``honour_retry_after`` (default false: after a ``rate_limited`` reply with ``retry_after_ms``,
+    a sender sends nothing until that many ms have passed; the sends its schedule planned
+    meanwhile are skipped and counted as ``held_back``).
     Sends follow the clock, not the replies: a slow server gets a backlog, and
-    the latencies show it.
+    the latencies show it. Acked replies' latency is ``reply chat.send``, refused ones'
+    ``refused chat.send`` (counted as ``refused`` and ``refused_<code>``).
     """
 
     def __init__(self, spec: dict[str, Any], ctx: WorkerContext) -> None:
@@ -75,6 +92,8 @@ class Senders(Role):
         self.room: str = spec["room"]
         self.sockets: list[SenderSocket] = []
         self.replies = self.tally.series("reply chat.send")
+        self.refusals = self.tally.series("refused chat.send")
+        self.honour_retry_after = bool(spec.get("honour_retry_after", False))
         self.last_seq = 0
         self.closing = False
 
@@ -107,9 +126,16 @@ class Senders(Role):
             at = first_ns + int(index * interval_ns)
             if at >= window.end_ns:
                 break
+            if at < socket.hold_until_ns:
+                index += 1
+                counters["held_back"] += 1
+                continue
             await sleep_until(at)
             now = time.time_ns()
             index += 1
+            if now < socket.hold_until_ns:  # refused while this send waited for its time
+                counters["held_back"] += 1
+                continue
             socket.sent[index] = now
             socket.answered.clear()
             op = {"op": "chat.send", "ref": index, "data": {"text": self.text(socket, index, now, size)}}

@@ -25,6 +25,14 @@ def add_chat_arguments(parser: argparse.ArgumentParser) -> None:
         default=200,
         help="listener connects in flight per worker while setting up (200)",
     )
+    parser.add_argument(
+        "--honour-retry-after",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="senders honour retry_after_ms as a client should: after a rate_limited reply, send "
+        "nothing until then; the sends planned meanwhile are skipped and counted as held_back "
+        "(default: off, every planned send is sent)",
+    )
 
 
 def listeners_role(room: str, count: int, args: argparse.Namespace) -> dict[str, Any]:
@@ -49,6 +57,7 @@ def senders_role(
         "messages": args.messages,
         "size": args.size,
         "reply_grace_s": drain_s,
+        "honour_retry_after": bool(getattr(args, "honour_retry_after", False)),
         **extra,
     }
 
@@ -65,18 +74,30 @@ def delivery_result(outcome: RunOutcome, listeners_per_room: int) -> ScenarioRes
     acked = counters["acked"]
     expected = acked * listeners_per_room
     delivered = counters["deliveries"]
-    return ScenarioResult(
-        rows=[
+    rows = [
+        (
+            "expected deliveries",
+            f"{expected:,} ({acked:,} acked messages x {listeners_per_room:,} listeners a room); "
+            f"delivered {delivered / expected:.2%}"
+            if expected
+            else "0 (no message was acked)",
+        )
+    ]
+    if counters["refused"] or counters["held_back"]:
+        codes = ", ".join(
+            f"{name.removeprefix('refused_')} {n:,}"
+            for name, n in sorted(counters.items())
+            if name.startswith("refused_") and n
+        )
+        rows.append(
             (
-                "expected deliveries",
-                f"{expected:,} ({acked:,} acked messages x {listeners_per_room:,} listeners a room); "
-                f"delivered {delivered / expected:.2%}"
-                if expected
-                else "0 (no message was acked)",
+                "chat.send",
+                f"sent {counters['sent']:,}, acked {acked:,}, refused {counters['refused']:,}"
+                + (f" ({codes})" if codes else "")
+                + f", held back (retry_after_ms) {counters['held_back']:,}",
             )
-        ],
-        fields={"acked_messages": acked, "expected_deliveries": expected},
-    )
+        )
+    return ScenarioResult(rows=rows, fields={"acked_messages": acked, "expected_deliveries": expected})
 
 
 class FanoutScenario(Scenario):
@@ -98,6 +119,7 @@ class FanoutScenario(Scenario):
             "rate": a.rate,
             "messages": a.messages,
             "size": a.size,
+            "honour_retry_after": a.honour_retry_after,
         }
 
     def describe(self) -> str:
@@ -152,6 +174,7 @@ class RoomsScenario(Scenario):
             "rate_per_room": a.rate,
             "messages": a.messages,
             "size": a.size,
+            "honour_retry_after": a.honour_retry_after,
         }
 
     def describe(self) -> str:
