@@ -6,6 +6,7 @@ import json
 import re
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -148,22 +149,53 @@ async def _load_seed(conn: asyncpg.Connection, room_id: uuid.UUID) -> RoomSeed |
     )
 
 
-async def _load_messages(conn: asyncpg.Connection, room_id: uuid.UUID, ids: list[uuid.UUID]) -> list[Record]:
-    return list(
-        await conn.fetch(
-            f"""SELECT m.id, m.user_id, u.username, m.text, m.parent_id, m.mentions, m.seq, m.created_at,
-                      m.deleted_at IS NOT NULL AS deleted, {TRACK_COLUMNS},
+_MESSAGE_SELECT = f"""SELECT m.id, m.user_id, u.username, m.text, m.parent_id, m.mentions, m.seq,
+                      m.created_at, m.deleted_at IS NOT NULL AS deleted, {TRACK_COLUMNS},
                       coalesce((SELECT jsonb_object_agg(emoji, users) FROM (
                           SELECT emoji, jsonb_agg(r.user_id::text ORDER BY r.created_at, r.user_id) AS users
                           FROM message_reactions r WHERE r.message_id = m.id GROUP BY emoji) g), '{{}}')
                           AS reactions
                FROM messages m JOIN users u ON u.id = m.user_id
-               LEFT JOIN track_refs t ON t.id = m.track_ref_id
-               WHERE m.room_id = $1 AND m.id = ANY($2::uuid[])""",
+               LEFT JOIN track_refs t ON t.id = m.track_ref_id"""
+
+
+async def _load_messages(conn: asyncpg.Connection, room_id: uuid.UUID, ids: list[uuid.UUID]) -> list[Record]:
+    return list(
+        await conn.fetch(f"{_MESSAGE_SELECT} WHERE m.room_id = $1 AND m.id = ANY($2::uuid[])", room_id, ids)
+    )
+
+
+async def _messages_page(
+    conn: asyncpg.Connection, room_id: uuid.UUID, limit: int, before: int | None
+) -> list[Record]:
+    """Up to ``limit + 1`` live messages, newest first by seq, with seq below ``before``."""
+    return list(
+        await conn.fetch(
+            f"""{_MESSAGE_SELECT}
+                WHERE m.room_id = $1 AND m.deleted_at IS NULL AND ($2::bigint IS NULL OR m.seq < $2)
+                ORDER BY m.seq DESC LIMIT $3""",
             room_id,
-            ids,
+            before,
+            limit + 1,
         )
     )
+
+
+# The room, and the viewer's role in it (null without a viewer or a membership).
+_ROOM_FOR_VIEWER = f"""SELECT {_ROOM_COLUMNS},
+                              (SELECT role FROM room_memberships WHERE room_id = $1 AND user_id = $2)
+                                  AS viewer_role
+                       FROM rooms WHERE id = $1 AND deleted_at IS NULL"""
+
+
+def _room_with_pins(row: Record) -> dict[str, Any]:
+    room = room_dict(row)
+    room["pinned_message_ids"] = [str(m) for m in row["pinned_message_ids"]]
+    return room
+
+
+def _message_out(r: Record) -> dict[str, Any]:
+    return {**message_state(r), "at_us": micros(r["created_at"])}
 
 
 def message_state(r: Record) -> dict[str, Any]:
@@ -201,11 +233,43 @@ class Rooms:
         row = await self._db.fetchrow(
             f"SELECT {_ROOM_COLUMNS} FROM rooms WHERE id = $1 AND deleted_at IS NULL", room_id
         )
-        if row is None:
+        return _room_with_pins(row) if row is not None else None
+
+    async def get_for(
+        self, room_id: uuid.UUID, viewer: uuid.UUID | None
+    ) -> tuple[dict[str, Any], str | None] | None:
+        """The room and the viewer's role in it (None: not a member, or no viewer), in one query."""
+        row = await self._db.fetchrow(_ROOM_FOR_VIEWER, room_id, viewer)
+        return (_room_with_pins(row), row["viewer_role"]) if row is not None else None
+
+    async def history_for(
+        self,
+        room_id: uuid.UUID,
+        viewer: uuid.UUID | None,
+        may_see: Callable[[dict[str, Any], str | None], bool],
+        limit: int,
+        before: int | None,
+    ) -> tuple[dict[str, Any], list[dict[str, Any]] | None] | None:
+        """The room and a page of its history if ``may_see(room, the viewer's role)``, else the room
+        and None; None without the room. One bridge crossing.
+
+        The page: up to ``limit + 1`` live messages, newest first by the room's seq (the order
+        everyone saw them live; one batch shares a timestamp), with seq below ``before``."""
+
+        async def unit(conn: asyncpg.Connection) -> tuple[dict[str, Any], list[Record] | None] | None:
+            row = await conn.fetchrow(_ROOM_FOR_VIEWER, room_id, viewer)
+            if row is None:
+                return None
+            room = _room_with_pins(row)
+            if not may_see(room, row["viewer_role"]):
+                return room, None
+            return room, await _messages_page(conn, room_id, limit, before)
+
+        found = await self._db.run_outside_transaction(unit)
+        if found is None:
             return None
-        room = room_dict(row)
-        room["pinned_message_ids"] = [str(m) for m in row["pinned_message_ids"]]
-        return room
+        room, messages = found
+        return room, None if messages is None else [_message_out(m) for m in messages]
 
     async def message_room(self, message_id: uuid.UUID) -> uuid.UUID | None:
         """The room of a message that exists and is not deleted."""
@@ -590,20 +654,5 @@ class Rooms:
         return [by_name[u.lower()] for u in usernames if u.lower() in by_name]
 
     async def messages_by_id(self, room_id: uuid.UUID, ids: list[uuid.UUID]) -> dict[str, dict[str, Any]]:
-        rows = await self._db.run(_load_messages, room_id, ids)
-        return {str(r["id"]): {**message_state(r), "at_us": micros(r["created_at"])} for r in rows}
-
-    async def messages_page(self, room_id: uuid.UUID, limit: int, before: int | None) -> list[dict[str, Any]]:
-        """Up to ``limit + 1`` live messages, newest first by the room's seq (the order everyone
-        saw them live; one batch shares a timestamp), with seq below ``before``."""
-        rows = await self._db.fetch(
-            """SELECT m.id FROM messages m
-               WHERE m.room_id = $1 AND m.deleted_at IS NULL AND ($2::bigint IS NULL OR m.seq < $2)
-               ORDER BY m.seq DESC LIMIT $3""",
-            room_id,
-            before,
-            limit + 1,
-        )
-        ids = [r["id"] for r in rows]
-        loaded = await self.messages_by_id(room_id, ids)
-        return [loaded[str(i)] for i in ids]
+        rows = await self._db.run_outside_transaction(_load_messages, room_id, ids)
+        return {str(r["id"]): _message_out(r) for r in rows}

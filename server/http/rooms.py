@@ -16,7 +16,7 @@ from quart_schema import (
     validate_response,
 )
 
-from protocol.errors import Conflict, Forbidden, NotFound
+from protocol.errors import BadRequest, Conflict, Forbidden, NotFound
 from protocol.ops import NoData, PinTrackData
 from protocol.rooms import (
     CreateRoomBody,
@@ -46,7 +46,7 @@ from server.http.pagination import LimitQuery, PageQuery, keyed_page, page
 from server.http.params import cursor_key, optional_body, path_uuid, row_id, time_id_after
 from server.http.principal import app_context, optional_principal, require_principal
 from server.http.room_ops import run_op, run_op_showing
-from server.http.rooms_access import require_room_mod, visible_room
+from server.http.rooms_access import may_see, require_room_mod, visible_room
 from server.live.room_views import View
 from storage.rooms import is_private
 
@@ -426,9 +426,22 @@ async def room_messages(room_id: str, query_args: PageQuery) -> dict[str, Any]:
     """Chat history, newest first in the room's ``seq`` (the order it was seen live), with replies
     (``parent_id``) and reaction counts."""
     rid = _room_id(room_id)
-    await visible_room(rid, optional_principal())
-    before = cursor_key(query_args.cursor, row_id)
-    rows = await app_context().rooms.messages_page(rid, query_args.limit, before[0] if before else None)
+    principal = optional_principal()
+    try:
+        before = cursor_key(query_args.cursor, row_id)
+    except BadRequest:
+        await visible_room(rid, principal)  # a room the caller may not see is a 404 first
+        raise
+    found = await app_context().rooms.history_for(
+        rid,
+        principal.user_id if principal is not None else None,
+        lambda room, role: may_see(room, role, principal),
+        query_args.limit,
+        before[0] if before else None,
+    )
+    if found is None or found[1] is None:
+        raise NotFound("no such room", field="room_id")
+    rows = found[1]
     items, next_cursor = page(rows, query_args.limit, lambda m: (m["seq"],))
     return {"items": [_message_out(m) for m in items], "next_cursor": next_cursor}
 

@@ -11,18 +11,19 @@ from server.http.principal import app_context
 from storage.rooms import is_private
 
 
+def may_see(room: dict[str, Any], role: str | None, principal: Principal | None) -> bool:
+    """Whether the caller may see the room, given their ``role`` in it (None: not a member)."""
+    if not is_private(room):
+        return True
+    return principal is not None and (principal.is_admin or role is not None)
+
+
 async def visible_room(room_id: uuid.UUID, principal: Principal | None) -> dict[str, Any]:
     """The room if the caller may see it; private rooms are invisible (404) to non-members."""
-    ctx = app_context()
-    room = await ctx.rooms.get(room_id)
-    if room is None:
+    found = await app_context().rooms.get_for(room_id, principal.user_id if principal is not None else None)
+    if found is None or not may_see(*found, principal):
         raise NotFound("no such room", field="room_id")
-    if is_private(room):
-        if principal is None:
-            raise NotFound("no such room", field="room_id")
-        if not principal.is_admin and await ctx.rooms.role_of(room_id, principal.user_id) is None:
-            raise NotFound("no such room", field="room_id")
-    return room
+    return found[0]
 
 
 async def require_room_mod(room_id: uuid.UUID, principal: Principal) -> dict[str, Any]:
