@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 import trio
 from pydantic import BaseModel
-from trio_websocket import ConnectionClosed, WebSocketConnection
+from trio_websocket import ConnectionClosed
 
 from actors.commands import Leave, Op
 from actors.room_actor import CLOSE_INTERNAL, CLOSE_POLICY, Request, RoomActor, error_message
@@ -22,6 +22,7 @@ from protocol.ops import parse_envelope, parse_op_data, parse_ref
 from server.live.admission import Backlog, admit, note_frame
 from server.live.outbox import OutboxStream
 from server.live.prepare import prepare
+from server.live.websocket import WebSocket
 from storage.rooms import Rooms
 from storage.sanctions import Sanctions
 
@@ -92,9 +93,25 @@ class LocalLink:
 class LiveConnection:
     """A socket in a room. The actor calls ``send_frame``/``close``; neither ever blocks."""
 
+    __slots__ = (
+        "_close",
+        "_invalid",
+        "_invalid_limit",
+        "_invalid_window_s",
+        "_max_frame_bytes",
+        "_outbox",
+        "_reading",
+        "_ws",
+        "backlog",
+        "conn_id",
+        "encoding",
+        "room_id",
+        "user_id",
+    )
+
     def __init__(
         self,
-        ws: WebSocketConnection,
+        ws: WebSocket,
         outbox: OutboxStream,
         encoding: Encoding,
         *,
@@ -111,7 +128,7 @@ class LiveConnection:
         self.user_id = user_id
         self._ws = ws
         self._outbox = outbox
-        self._invalid: deque[float] = deque()
+        self._invalid: deque[float] | None = None  # when its invalid frames came (made at the first)
         self._invalid_limit = invalid_limit
         self._invalid_window_s = invalid_window_s
         self._max_frame_bytes = max_frame_bytes
@@ -142,7 +159,7 @@ class LiveConnection:
     async def serve(self, link: RoomLink) -> None:
         """Read ops until the client goes or the room closes the socket; then leave the room.
 
-        One task per socket besides trio-websocket's reader: a close from the room (or the
+        One task per socket, which reads (server.live.websocket): a close from the room (or the
         outbox losing the client) cancels the read, and the close handshake runs here.
         """
         try:
@@ -216,7 +233,10 @@ class LiveConnection:
     def _count_invalid(self) -> bool:
         """Record an invalid frame; True once more than the limit came within the window."""
         now = trio.current_time()
-        self._invalid.append(now)
-        while self._invalid and self._invalid[0] < now - self._invalid_window_s:
-            self._invalid.popleft()
-        return len(self._invalid) > self._invalid_limit
+        if self._invalid is None:
+            self._invalid = deque()
+        invalid = self._invalid
+        invalid.append(now)
+        while invalid and invalid[0] < now - self._invalid_window_s:
+            invalid.popleft()
+        return len(invalid) > self._invalid_limit

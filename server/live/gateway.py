@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import uuid
@@ -9,7 +10,8 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
 import trio
-from trio_websocket import WebSocketConnection, WebSocketRequest, wrap_server_stream
+from trio_websocket import WebSocketConnection, WebSocketRequest
+from wsproto import ConnectionType, WSConnection
 
 from actors.commands import Join
 from actors.registry import RoomRegistry
@@ -29,9 +31,10 @@ from server.cluster.edge import RoomMoved
 from server.cluster.service import Cluster, EdgeLink
 from server.cluster.sockets import reuse_port_socket
 from server.live.connection import LiveConnection, LocalLink, RoomLink, next_conn_id
-from server.live.outbox import CLOSE_FLUSH_S, OutboxStream
+from server.live.outbox import CLOSE_FLUSH_S, OutboxStream, Upgraded
 from server.live.prepare import stored_for_resume
 from server.live.user_sockets import UserSockets
+from server.live.websocket import WebSocket
 from server.metrics import Metrics
 from storage.rooms import Rooms, is_private
 from storage.sanctions import Sanctions
@@ -45,7 +48,7 @@ EDGE_JOIN_TIMEOUT_S = 2.0  # an owner that does not answer a join within this is
 ROOM_PATH_PREFIX = "/ws/rooms/"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Admission:
     """Who is entering which room, as what."""
 
@@ -66,7 +69,7 @@ class GatewayLimits:
     invalid_frame_window_s: float = 10.0
 
 
-@dataclass
+@dataclass(slots=True)
 class _Client:
     """Who a socket is, as far as the gateway knows yet (for the log)."""
 
@@ -74,26 +77,34 @@ class _Client:
     user_id: str | None = None
 
 
-# Codes that are never sent in a Close frame (RFC 6455 7.4.1): nothing to answer with.
-_UNSENDABLE = frozenset({1005, 1006, 1015})
-
-
 async def _refuse(request: WebSocketRequest, status: int, body: bytes = b"") -> None:
     with trio.move_on_after(HANDSHAKE_TIMEOUT_S):
         await request.reject(status, body=body)
 
 
-def _close_to_say(ws: WebSocketConnection) -> tuple[int, str] | None:
-    """What to send when the stream is closed without a Close frame. trio-websocket does that
-    when wsproto fails the connection (1007 invalid UTF-8, 1002 protocol error), and the client
-    is owed that code (RFC 6455 7.1.7); nothing if the client just went; 1001 if the server is
-    stopping under the socket (its task cancelled)."""
-    reason = ws.closed
-    if reason is None:
-        return CLOSE_GOING_AWAY, "server shutting down"
-    if reason.code in _UNSENDABLE:
-        return None
-    return reason.code, reason.reason or ""
+async def _handshake(nursery: trio.Nursery, outbox: OutboxStream, max_message_size: int) -> WebSocketRequest:
+    """trio-websocket's ``wrap_server_stream``, but its reader task stops at the upgrade
+    (:class:`Upgraded`): the socket's own task reads from then on (:class:`WebSocket`)."""
+    connection = WebSocketConnection(
+        outbox, WSConnection(ConnectionType.SERVER), max_message_size=max_message_size
+    )
+    nursery.start_soon(_read_handshake, connection)
+    return await connection._get_request()
+
+
+async def _read_handshake(connection: WebSocketConnection) -> None:
+    with contextlib.suppress(Upgraded):
+        await connection._reader_task()
+
+
+async def _upgrade(
+    request: WebSocketRequest, outbox: OutboxStream, subprotocol: str | None, max_message_size: int
+) -> WebSocket:
+    """Accept the upgrade, and take the connection over from trio-websocket."""
+    accepted = await request.accept(subprotocol=subprotocol)
+    proto = accepted._wsproto.connection
+    assert proto is not None  # the 101 was sent: wsproto's handshake made the connection
+    return WebSocket(proto, outbox, max_message_size=max_message_size)
 
 
 def _token_of(request: WebSocketRequest, query: dict[str, list[str]]) -> str | None:
@@ -200,35 +211,11 @@ class LiveGateway:
                 self._all_closed.set()
 
     async def _session(self, nursery: trio.Nursery, outbox: OutboxStream, client: _Client) -> None:
-        request: WebSocketRequest | None = None
-        with trio.move_on_after(HANDSHAKE_TIMEOUT_S):
-            request = await wrap_server_stream(nursery, outbox, max_message_size=self._limits.max_frame_bytes)
-        if request is None:
+        entry = await self._accept(nursery, outbox, client)
+        if entry is None:
             return
-        try:
-            admission = await self._admit(request)
-            client.room_id, client.user_id = admission.room_id, admission.user_id
-            actor: RoomActor | None = None
-            remote = False
-            try:
-                actor = await self._registry.get(str(admission.room_id))
-            except OwnedElsewhere:
-                remote = self._cluster is not None  # another node runs the room: served here as an edge
-                if not remote:
-                    raise
-        except ProtocolError as error:
-            await _refuse(request, error.http_status, json.dumps({"error": error.to_body()}).encode())
-            return
-        except Exception:
-            log.exception("admitting a live socket failed (room %s, user %s)", client.room_id, client.user_id)
-            await _refuse(request, 500)
-            return
-        if (actor is None and not remote) or not self._accepting:
-            await _refuse(request, 503 if actor is not None or remote or self._registry.closing else 404)
-            return
-        encoding, subprotocol = Encoding.negotiate(request.proposed_subprotocols)
-        ws = await request.accept(subprotocol=subprotocol)
-        outbox.unsent_close = lambda: _close_to_say(ws)
+        ws, admission, actor, encoding = entry
+        outbox.unsent_close = ws.close_owed
         conn_id = next_conn_id()
         conn = LiveConnection(
             ws,
@@ -259,6 +246,42 @@ class LiveGateway:
                     self._user_sockets.remove(admission.user_id, conn)
         finally:
             self._metrics.live_connections.dec()
+
+    async def _accept(
+        self, nursery: trio.Nursery, outbox: OutboxStream, client: _Client
+    ) -> tuple[WebSocket, Admission, RoomActor | None, Encoding] | None:
+        """The handshake and admission: the open socket, who it is and its room's actor (None:
+        an edge of a room run elsewhere); None if refused (answered here) or never upgraded.
+        Nothing of trio-websocket's outlives this call."""
+        request: WebSocketRequest | None = None
+        with trio.move_on_after(HANDSHAKE_TIMEOUT_S):
+            request = await _handshake(nursery, outbox, self._limits.max_frame_bytes)
+        if request is None:
+            return None
+        try:
+            admission = await self._admit(request)
+            client.room_id, client.user_id = admission.room_id, admission.user_id
+            actor: RoomActor | None = None
+            remote = False
+            try:
+                actor = await self._registry.get(str(admission.room_id))
+            except OwnedElsewhere:
+                remote = self._cluster is not None  # another node runs the room: served here as an edge
+                if not remote:
+                    raise
+        except ProtocolError as error:
+            await _refuse(request, error.http_status, json.dumps({"error": error.to_body()}).encode())
+            return None
+        except Exception:
+            log.exception("admitting a live socket failed (room %s, user %s)", client.room_id, client.user_id)
+            await _refuse(request, 500)
+            return None
+        if (actor is None and not remote) or not self._accepting:
+            await _refuse(request, 503 if actor is not None or remote or self._registry.closing else 404)
+            return None
+        encoding, subprotocol = Encoding.negotiate(request.proposed_subprotocols)
+        ws = await _upgrade(request, outbox, subprotocol, self._limits.max_frame_bytes)
+        return ws, admission, actor, encoding
 
     async def _enter(
         self, actor: RoomActor | None, admission: Admission, conn: LiveConnection

@@ -1,7 +1,8 @@
 """The outbox stream: every byte a socket is sent goes through one per-socket outbox.
 
-trio-websocket is given this stream, so it still does the handshake, reading,
-ping/pong and close; broadcasts are pre-built frames written with
+trio-websocket is given this stream for the handshake; after the upgrade
+:class:`server.live.websocket.WebSocket` reads, answers pings and closes through
+it (:meth:`OutboxStream.send_all`); broadcasts are pre-built frames written with
 :meth:`OutboxStream.write_now`, which tries the kernel at once and keeps only
 what it refused. Frames never interleave because both paths share the outbox.
 A drain task runs only while the kernel is refusing bytes, so an idle socket
@@ -10,8 +11,8 @@ costs no task of its own.
 A Close frame does not wait behind the queue: it goes right after the frame
 being written (the rest of the queue is dropped, the peer is leaving), nothing
 is written after it, and if the peer takes nothing for ``CLOSE_FLUSH_S`` the
-socket is given up. trio-websocket's other frames (pongs) are queued without
-being waited for, so its reader keeps reading and always sees a client's Close.
+socket is given up. Other control frames (pongs) are queued without being
+waited for, so the reader keeps reading and always sees a client's Close.
 """
 
 from __future__ import annotations
@@ -31,6 +32,15 @@ CLOSE_TOO_SLOW = 4009
 CLOSE_FLUSH_S = 2.0  # how long a Close frame may wait for the peer to take it
 _OP_CLOSE = 0x8
 _UPGRADED = b"HTTP/1.1 101 "  # the handshake's answer when it accepts: frames follow
+
+
+class Upgraded(Exception):
+    """Raised into trio-websocket's reader task once the handshake is done: it stops reading,
+    and the socket's own task reads from then on (server.live.websocket)."""
+
+
+# A queue that holds nothing: an idle socket keeps no deque of its own.
+_NOTHING: deque[memoryview] = deque(maxlen=0)
 
 
 def close_frame(code: int, reason: str) -> bytes:
@@ -62,6 +72,28 @@ def frame_end(data: memoryview, offset: int) -> int:
 
 
 class OutboxStream(trio.abc.HalfCloseableStream):
+    __slots__ = (
+        "_chunks",
+        "_closed",
+        "_direct",
+        "_drained",
+        "_draining",
+        "_fd",
+        "_handshake_read",
+        "_head_sent",
+        "_limit",
+        "_nursery",
+        "_queued",
+        "_stream",
+        "broken",
+        "close_after_queue",
+        "close_queued",
+        "on_dead",
+        "overflowed",
+        "unsent_close",
+        "upgraded",
+    )
+
     def __init__(self, stream: trio.SocketStream, nursery: trio.Nursery, *, limit: int) -> None:
         self._stream = stream
         self._nursery = nursery
@@ -69,12 +101,13 @@ class OutboxStream(trio.abc.HalfCloseableStream):
         self._limit = limit
         # Writes the kernel refused, in order; the first is sent up to _head_sent. After the
         # upgrade every chunk starts at a frame boundary, so the frame in flight can be found.
-        self._chunks: deque[memoryview] = deque()
+        self._chunks = _NOTHING  # a deque of its own only while something is queued
         self._head_sent = 0
         self._queued = 0  # bytes not yet sent
         self._draining = False
         self._drained: trio.Event | None = None  # made only when someone waits for a drain
         self._closed = False
+        self._handshake_read: trio.CancelScope | None = None  # trio-websocket's reader, waiting
         self.broken = False
         self.overflowed = False
         self.upgraded = False  # the handshake accepted: every byte from now on is a frame
@@ -98,6 +131,20 @@ class OutboxStream(trio.abc.HalfCloseableStream):
     @property
     def queued(self) -> int:
         return self._queued
+
+    @property
+    def fileno(self) -> int:
+        return self._fd
+
+    @property
+    def closed(self) -> bool:
+        """Closed by us: its file descriptor may already belong to another socket."""
+        return self._closed
+
+    def _append(self, view: memoryview) -> None:
+        if self._chunks is _NOTHING:
+            self._chunks = deque()
+        self._chunks.append(view)
 
     def write_now(self, data: bytes) -> bool:
         """Queue ``data`` (whole frames) without blocking; False if the socket is gone or closing."""
@@ -123,7 +170,7 @@ class OutboxStream(trio.abc.HalfCloseableStream):
         self._direct = False
         if not self._chunks:
             self._head_sent = sent
-        self._chunks.append(view)
+        self._append(view)
         self._queued += len(view) - sent
         if not self._start_drain():
             self._break()
@@ -166,6 +213,8 @@ class OutboxStream(trio.abc.HalfCloseableStream):
             if self._head_sent == len(head):
                 self._chunks.popleft()
                 self._head_sent = 0
+        if not self._chunks:
+            self._chunks = _NOTHING
 
     def _settled(self) -> None:
         """Nothing is queued any more (sent, or dropped with the socket)."""
@@ -174,7 +223,7 @@ class OutboxStream(trio.abc.HalfCloseableStream):
             self._drained = None
 
     def _clear(self) -> None:
-        self._chunks.clear()
+        self._chunks = _NOTHING
         self._head_sent = 0
         self._queued = 0
 
@@ -197,7 +246,7 @@ class OutboxStream(trio.abc.HalfCloseableStream):
         if sent:
             end = frame_end(head, sent) if self.upgraded else len(head)
             if end > sent:
-                self._chunks.append(head[:end])
+                self._append(head[:end])
                 self._head_sent = sent
                 self._queued = end - sent
 
@@ -210,14 +259,14 @@ class OutboxStream(trio.abc.HalfCloseableStream):
         self._direct = False
         view = memoryview(frame)
         if self._chunks:
-            self._chunks.append(view)
+            self._append(view)
             self._queued += len(view)
             if not self._start_drain():
                 self._write_queued()  # the socket is on its way out: what the kernel takes now
             return
         written = self._try_write(view)
         if written < len(view) and not self.broken:
-            self._chunks.append(view)
+            self._append(view)
             self._head_sent = written
             self._queued = len(view) - written
             if not self._start_drain():
@@ -303,6 +352,8 @@ class OutboxStream(trio.abc.HalfCloseableStream):
             return
         if frame.startswith(_UPGRADED):
             self.upgraded = True
+            if self._handshake_read is not None:
+                self._handshake_read.cancel()
         if not self.write_now(frame) and self.dead:
             raise trio.BrokenResourceError("socket gone")
         await self._wait_drained()
@@ -317,7 +368,25 @@ class OutboxStream(trio.abc.HalfCloseableStream):
         await self._stream.send_eof()
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
-        return await self._stream.receive_some(max_bytes)
+        """For trio-websocket's reader, during the handshake only: once the 101 is sent, it gets
+        :class:`Upgraded` instead of bytes (none read after the upgrade), and stops."""
+        while True:
+            if self._closed:
+                raise trio.ClosedResourceError("outbox closed")
+            with trio.CancelScope() as self._handshake_read:
+                if not self.upgraded:
+                    await trio.lowlevel.wait_readable(self._fd)
+            self._handshake_read = None
+            if self.upgraded:
+                raise Upgraded
+            if self._closed:
+                raise trio.ClosedResourceError("outbox closed")
+            try:
+                return os.read(self._fd, max_bytes or 65536)
+            except BlockingIOError:
+                continue
+            except OSError as exc:
+                raise trio.BrokenResourceError(exc) from exc
 
     async def aclose(self) -> None:
         if self._closed:
