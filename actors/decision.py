@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from actors.room_state import RoomState
-from protocol.events import Event
+from protocol.events import EVENTS, Event
 
 
 @dataclass
@@ -25,12 +25,14 @@ class EventBuilder:
         self._next_seq = state.seq + 1
 
     def durable(self, name: str, data: dict[str, Any], meta: dict[str, Any] | None = None) -> Event:
+        assert EVENTS[name].durable, f"{name} is not a durable event"
         event = Event(name, data, self.now, self._next_seq, meta or {})
         self._next_seq += 1
         self.events.append(event)
         return event
 
     def ephemeral(self, name: str, data: dict[str, Any], meta: dict[str, Any] | None = None) -> Event:
+        assert not EVENTS[name].durable, f"{name} is a durable event"
         event = Event(name, data, self.now, None, meta or {})
         self.events.append(event)
         return event

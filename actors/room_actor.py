@@ -27,11 +27,11 @@ from actors.moderation_rules import CLOSE_KICKED
 from actors.ports import Journal, Notify, Ownership, Relay, Seed, Subscriber, Ticket
 from actors.ratelimit import RateLimiter
 from actors.room_rules import decide, welcome_data
-from actors.room_state import INTERNAL_EVENTS, RoomInfo, RoomState
+from actors.room_state import RoomInfo, RoomState
 from actors.session_rules import next_deadline
 from protocol.codec import Encoding
 from protocol.errors import NotFound, ProtocolError, RateLimited, ServiceUnavailable
-from protocol.events import Event, private_event
+from protocol.events import INTERNAL_EVENTS, Event, private_event
 
 log = logging.getLogger("seda.room")
 

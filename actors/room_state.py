@@ -409,6 +409,3 @@ _APPLY = {
     "socket.role": _apply_socket_role,
     **SESSION_APPLY,
 }
-
-# Events that only move state inside the server and are never sent to anyone.
-INTERNAL_EVENTS = frozenset({"socket.open", "socket.close", "socket.role"})

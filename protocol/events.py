@@ -5,30 +5,51 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+@dataclass(frozen=True, slots=True)
+class EventKind:
+    """What the server knows of one room event by its name alone."""
+
+    durable: bool  # changes durable room state: carries a ``seq``, is journaled, replayed and resumed
+    sent: bool = True  # False: moves state inside the server only, never sent to anyone
+
+
+# Every room event, in one place (PROTOCOL.md "Which events carry seq"). The rules may emit only
+# these (``actors.decision.EventBuilder`` checks); tests/test_event_catalog.py proves that every
+# table keyed by event name (apply, journal rows, what showing one does) names only these.
+EVENTS: dict[str, EventKind] = {
+    "chat.message": EventKind(durable=True),
+    "chat.deleted": EventKind(durable=True),
+    "chat.reaction": EventKind(durable=True),
+    "chat.pinned": EventKind(durable=True),
+    "chat.unpinned": EventKind(durable=True),
+    "chat.reactions_cleared": EventKind(durable=True),
+    "room.updated": EventKind(durable=True),
+    "room.deleted": EventKind(durable=True),
+    "session.started": EventKind(durable=True),
+    "session.updated": EventKind(durable=True),
+    "session.ended": EventKind(durable=True),
+    "dj.rotation": EventKind(durable=True),
+    "queue.updated": EventKind(durable=True),
+    "track.started": EventKind(durable=True),
+    "track.ended": EventKind(durable=True),
+    "user.muted": EventKind(durable=True),
+    "user.unmuted": EventKind(durable=True),
+    "user.kicked": EventKind(durable=True),
+    "user.banned": EventKind(durable=True),
+    "user.unbanned": EventKind(durable=True),
+    "presence.join": EventKind(durable=False),
+    "presence.leave": EventKind(durable=False),
+    "vote.tally": EventKind(durable=False),
+    "socket.open": EventKind(durable=False, sent=False),
+    "socket.close": EventKind(durable=False, sent=False),
+    "socket.role": EventKind(durable=False, sent=False),
+    "dj.seen": EventKind(durable=False, sent=False),
+}
+
 # Events that change durable room state and so carry a ``seq`` (PROTOCOL.md).
-DURABLE_EVENTS = frozenset(
-    {
-        "chat.message",
-        "chat.deleted",
-        "chat.reaction",
-        "chat.pinned",
-        "chat.unpinned",
-        "chat.reactions_cleared",
-        "room.updated",
-        "room.deleted",
-        "session.started",
-        "session.ended",
-        "dj.rotation",
-        "queue.updated",
-        "track.started",
-        "track.ended",
-        "user.muted",
-        "user.unmuted",
-        "user.kicked",
-        "user.banned",
-        "user.unbanned",
-    }
-)
+DURABLE_EVENTS = frozenset(name for name, kind in EVENTS.items() if kind.durable)
+# Events that only move state inside the server and are never sent to anyone.
+INTERNAL_EVENTS = frozenset(name for name, kind in EVENTS.items() if not kind.sent)
 
 
 @dataclass(slots=True)

@@ -17,6 +17,7 @@ NotificationType = Literal[
     "join_request",
     "join_request_decision",
     "report_resolved",
+    "dj_live",
 ]
 NOTIFICATION_TYPES: tuple[str, ...] = get_args(NotificationType)
 
@@ -55,6 +56,7 @@ class Preferences(BaseModel):
     join_request: StrictBool | None = None
     join_request_decision: StrictBool | None = None
     report_resolved: StrictBool | None = None
+    dj_live: StrictBool | None = None
 
 
 class PreferencesOut(BaseModel):
@@ -66,3 +68,4 @@ class PreferencesOut(BaseModel):
     join_request: bool
     join_request_decision: bool
     report_resolved: bool
+    dj_live: bool

@@ -13,6 +13,7 @@ from server.config import Settings
 from server.live.user_sockets import UserSockets
 from server.metrics import Metrics
 from storage.badges import Badges
+from storage.blocks import Blocks
 from storage.database import Database
 
 if TYPE_CHECKING:
@@ -52,6 +53,7 @@ class AppContext:
     playlists: Playlists
     verification: Verification
     social: Social
+    blocks: Blocks
     notifications: Notifications
     feed: Feed
     marketplace: Marketplace
@@ -89,6 +91,7 @@ class AppContext:
             playlists=Playlists(db),
             verification=Verification(db),
             social=Social(db),
+            blocks=Blocks(db),
             notifications=Notifications(db),
             feed=Feed(db),
             marketplace=Marketplace(db),

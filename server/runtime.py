@@ -170,7 +170,7 @@ async def run_services(
     node = ClusterNode(leases, sockets=lambda: sum(g.open_sockets for g in gateway_sockets))
     owner = OwnerSide(bus, ctx.rooms, ctx.sanctions, beat_s)
     edges = EdgeSide(bus, ctx.rooms, leases, node_id, beat_s=beat_s, coalesce_s=settings.coalesce_ms / 1000)
-    cluster = Cluster(bus, node, owner, edges, user_sockets, ctx.sanctions)
+    cluster = Cluster(bus, node, owner, edges, user_sockets, ctx.sanctions, ctx.blocks)
     ctx.sanctions.announce = cluster.announce_sanction
     await node.start()
     log.info(
@@ -216,6 +216,7 @@ async def run_services(
                     tokens=ctx.tokens,
                     users=ctx.users,
                     rooms=ctx.rooms,
+                    blocks=ctx.blocks,
                     registry=registry,
                     user_sockets=user_sockets,
                     sanctions=ctx.sanctions,

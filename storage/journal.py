@@ -194,84 +194,130 @@ def _presence_rows(changes: list[PresenceChange]) -> dict[str, list[tuple[Any, .
     }
 
 
+class _Rows:
+    """A batch's rows being gathered, per statement, plus what folds several events into one row."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, list[tuple[Any, ...]]] = {kind: [] for kind in (*_STATEMENTS, *_AFTER_STATEMENTS)}
+        self.reactions: OrderedDict[tuple[str, str, str], tuple[bool, int]] = OrderedDict()
+        self.pins: dict[str, list[str]] = {}
+        self.room_updates: dict[str, dict[str, Any]] = {}
+
+    def add(self, kind: str, row: tuple[Any, ...]) -> None:
+        self.rows[kind].append(row)
+
+
+def _chat_message(out: _Rows, room_id: str, e: Event) -> None:
+    d = e.data
+    track = d["track"]
+    out.add(
+        "messages",
+        (
+            d["id"],
+            room_id,
+            d["user_id"],
+            d["text"],
+            d["reply_to"],
+            track["id"] if track else None,
+            ",".join(d["mentions"]),  # ragged arrays cannot be unnested; joined, split in SQL
+            e.meta.get("nonce"),
+            e.seq,
+            _ts(e.at),
+        ),
+    )
+    out.rows["mentions"].extend((d["id"], uid, room_id, _ts(e.at)) for uid in d["mentions"])
+    about = {"room_id": room_id, "message_id": d["id"]}
+    out.rows["mention_notes"].extend((room_id, e.seq, uid, d["user_id"], about) for uid in d["mentions"])
+    if d["reply_to"]:
+        out.add("reply_notes", (room_id, e.seq, d["reply_to"], d["user_id"], {**about, "parent_id": d["reply_to"]}))
+
+
+def _chat_deleted(out: _Rows, room_id: str, e: Event) -> None:
+    out.add("deletes", (e.data["id"], e.data["by"], _ts(e.at)))
+
+
+def _chat_reaction(out: _Rows, room_id: str, e: Event) -> None:
+    d = e.data
+    out.reactions[(d["message_id"], d["user_id"], d["emoji"])] = (d["added"], e.at)
+
+
+def _reactions_cleared(out: _Rows, room_id: str, e: Event) -> None:
+    message_id = e.data["message_id"]
+    for key in [k for k in out.reactions if k[0] == message_id]:
+        del out.reactions[key]
+    out.add("reaction_clears", (message_id,))
+
+
+def _room_updated(out: _Rows, room_id: str, e: Event) -> None:
+    out.room_updates[room_id] = e.data["room"]
+
+
+def _room_deleted(out: _Rows, room_id: str, e: Event) -> None:
+    out.add("room_deletes", (room_id, _ts(e.at)))
+
+
+def _session_started(out: _Rows, room_id: str, e: Event) -> None:
+    d = e.data
+    out.add("sessions_started", (d["session_id"], room_id, d["mode"], d["host_id"], _ts(d["started_at"])))
+
+
+def _session_ended(out: _Rows, room_id: str, e: Event) -> None:
+    out.add("sessions_ended", (e.data["session_id"], _ts(e.at), e.data["reason"]))
+    stopped = e.meta.get("stopped")
+    if stopped is not None:  # a track was playing: it goes into the room's history as stopped
+        out.add("track_ends", (stopped["item_id"], _ts(e.at), "stopped", json.dumps(stopped["votes"])))
+
+
+def _track_started(out: _Rows, room_id: str, e: Event) -> None:
+    d = e.data
+    item = d["item"]
+    out.add("track_plays", (item["item_id"], room_id, d["dj_id"], item["track"]["id"], _ts(e.at)))
+    out.add("dj_live_notes", (room_id, e.seq, d["dj_id"], item["item_id"]))
+
+
+def _track_ended(out: _Rows, room_id: str, e: Event) -> None:
+    d = e.data
+    out.add("track_ends", (d["item_id"], _ts(e.at), d["reason"], json.dumps(d["votes"])))
+
+
+def _user_banned(out: _Rows, room_id: str, e: Event) -> None:
+    d = e.data
+    until = _ts(d["until"]) if d["until"] is not None else None
+    out.add("bans", (room_id, d["user_id"], until, d["reason"], e.meta["modlog"]["actor_id"]))
+
+
+def _user_unbanned(out: _Rows, room_id: str, e: Event) -> None:
+    out.add("unbans", (room_id, e.data["user_id"]))
+
+
+# What each durable event writes besides its room_events row (and its meta's modlog, awards and
+# pins, which any event may carry). Durable events not named here write nothing more; a test
+# (tests/test_event_catalog.py) proves every name here is a durable event.
+ROW_MAKERS: dict[str, Callable[[_Rows, str, Event], None]] = {
+    "chat.message": _chat_message,
+    "chat.deleted": _chat_deleted,
+    "chat.reaction": _chat_reaction,
+    "chat.reactions_cleared": _reactions_cleared,
+    "room.updated": _room_updated,
+    "room.deleted": _room_deleted,
+    "session.started": _session_started,
+    "session.ended": _session_ended,
+    "track.started": _track_started,
+    "track.ended": _track_ended,
+    "user.banned": _user_banned,
+    "user.unbanned": _user_unbanned,
+}
+
+
 def _rows(batch: _Batch) -> dict[str, list[tuple[Any, ...]]]:
     """The rows every statement of the batch writes, derived from the events alone."""
-    rows: dict[str, list[tuple[Any, ...]]] = {
-        "events": [],
-        "messages": [],
-        "mentions": [],
-        "deletes": [],
-        "reaction_clears": [],
-        "reaction_adds": [],
-        "reaction_removes": [],
-        "pins": [],
-        "room_updates": [],
-        "room_deletes": [],
-        "snapshots": [],
-        "awards": [],
-        "bans": [],
-        "unbans": [],
-        "modlog": [],
-        "sessions_started": [],
-        "sessions_ended": [],
-        "track_plays": [],
-        "mention_notes": [],
-        "reply_notes": [],
-    }
-    reactions: OrderedDict[tuple[str, str, str], tuple[bool, int]] = OrderedDict()
-    pins: dict[str, list[str]] = {}
-    room_updates: dict[str, dict[str, Any]] = {}
+    out = _Rows()
+    rows = out.rows
     for room_id, e in batch.events:
-        d = e.data
         rows["events"].append((room_id, e.seq, e.name, json.dumps(e.to_journal()), _ts(e.at)))
-        if e.name == "chat.message":
-            track = d["track"]
-            rows["messages"].append(
-                (
-                    d["id"],
-                    room_id,
-                    d["user_id"],
-                    d["text"],
-                    d["reply_to"],
-                    track["id"] if track else None,
-                    ",".join(d["mentions"]),  # ragged arrays cannot be unnested; joined, split in SQL
-                    e.meta.get("nonce"),
-                    e.seq,
-                    _ts(e.at),
-                )
-            )
-            rows["mentions"].extend((d["id"], uid, room_id, _ts(e.at)) for uid in d["mentions"])
-            about = {"room_id": room_id, "message_id": d["id"]}
-            rows["mention_notes"].extend((room_id, e.seq, uid, d["user_id"], about) for uid in d["mentions"])
-            if d["reply_to"]:
-                about = {**about, "parent_id": d["reply_to"]}
-                rows["reply_notes"].append((room_id, e.seq, d["reply_to"], d["user_id"], about))
-        elif e.name == "chat.deleted":
-            rows["deletes"].append((d["id"], d["by"], _ts(e.at)))
-        elif e.name == "chat.reaction":
-            reactions[(d["message_id"], d["user_id"], d["emoji"])] = (d["added"], e.at)
-        elif e.name == "chat.reactions_cleared":
-            for key in [k for k in reactions if k[0] == d["message_id"]]:
-                del reactions[key]
-            rows["reaction_clears"].append((d["message_id"],))
-        elif e.name == "room.updated":
-            room_updates[room_id] = d["room"]
-        elif e.name == "room.deleted":
-            rows["room_deletes"].append((room_id, _ts(e.at)))
-        elif e.name == "session.started":
-            rows["sessions_started"].append(
-                (d["session_id"], room_id, d["mode"], d["host_id"], _ts(d["started_at"]))
-            )
-        elif e.name == "session.ended":
-            rows["sessions_ended"].append((d["session_id"], _ts(e.at), d["reason"]))
-        elif e.name == "track.started":
-            item = d["item"]
-            rows["track_plays"].append((item["item_id"], room_id, d["dj_id"], item["track"]["id"], _ts(e.at)))
-        elif e.name == "user.banned":
-            until = _ts(d["until"]) if d["until"] is not None else None
-            rows["bans"].append((room_id, d["user_id"], until, d["reason"], e.meta["modlog"]["actor_id"]))
-        elif e.name == "user.unbanned":
-            rows["unbans"].append((room_id, d["user_id"]))
+        maker = ROW_MAKERS.get(e.name)
+        if maker is not None:
+            maker(out, room_id, e)
         log_entry = e.meta.get("modlog")
         if log_entry is not None:
             rows["modlog"].append(
@@ -289,14 +335,13 @@ def _rows(batch: _Batch) -> dict[str, list[tuple[Any, ...]]]:
         if e.meta.get("awards"):
             rows["awards"].append((room_id, e.seq, e.meta["awards"], _ts(e.at)))
         if "pinned_message_ids" in e.meta:
-            pins[room_id] = e.meta["pinned_message_ids"]
-    for (message_id, user_id, emoji), (added, at) in reactions.items():
+            out.pins[room_id] = e.meta["pinned_message_ids"]
+    for (message_id, user_id, emoji), (added, at) in out.reactions.items():
         if added:
             rows["reaction_adds"].append((message_id, user_id, emoji, _ts(at)))
         else:
             rows["reaction_removes"].append((message_id, user_id, emoji))
-    rows["pins"] = [(room_id, ids) for room_id, ids in pins.items()]
-    # awards are applied by apply_awards, not by a statement of _STATEMENTS
+    rows["pins"] = [(room_id, ids) for room_id, ids in out.pins.items()]
     rows["room_updates"] = [
         (
             room_id,
@@ -308,7 +353,7 @@ def _rows(batch: _Batch) -> dict[str, list[tuple[Any, ...]]]:
             json.dumps(r.get("tags", [])),
             json.dumps(r["pinned_track"]) if r.get("pinned_track") is not None else None,
         )
-        for room_id, r in room_updates.items()
+        for room_id, r in out.room_updates.items()
     ]
     rows["snapshots"] = [
         (room_id, seq, json.dumps(state)) for room_id, (seq, state) in batch.snapshots.items()
@@ -364,6 +409,9 @@ _STATEMENTS: dict[str, str] = {
     "track_plays": """INSERT INTO track_plays (item_id, room_id, dj_id, track_ref_id, started_at)
                       SELECT * FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::uuid[], $5::timestamptz[])
                       ON CONFLICT (item_id) DO NOTHING""",
+    "track_ends": """UPDATE track_plays p SET ended_at = x.a, end_reason = x.r, votes = x.v::jsonb
+                     FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[]) AS x(i, a, r, v)
+                     WHERE p.item_id = x.i AND p.ended_at IS NULL""",
     "bans": """INSERT INTO room_bans (room_id, user_id, until, reason, banned_by)
                SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::text[], $5::uuid[])
                ON CONFLICT (room_id, user_id) DO UPDATE
@@ -407,24 +455,8 @@ _CLOSE_STALE_PRESENCE = """
         (SELECT e.at FROM room_events e WHERE e.room_id = p.room_id ORDER BY e.seq DESC LIMIT 1),
         p.joined_at))
     WHERE p.left_at IS NULL"""
-_ORDER = (
-    "events",
-    "messages",
-    "mentions",
-    "deletes",
-    "reaction_clears",
-    "reaction_removes",
-    "reaction_adds",
-    "room_updates",
-    "room_deletes",
-    "sessions_started",
-    "sessions_ended",
-    "track_plays",
-    "bans",
-    "unbans",
-    "modlog",
-    "snapshots",
-)
+# Rows that are not written by a statement of _STATEMENTS but by the code after them in _write.
+_AFTER_STATEMENTS = ("awards", "pins", "mention_notes", "reply_notes", "dj_live_notes")
 
 
 @dataclass
@@ -457,6 +489,44 @@ async def _notify_chat(
         out.notes.setdefault(by_message[note["data"]["message_id"]], []).append((user_id, note))
 
 
+# Followers of a DJ whose track started who may see the room (a private room's members; nobody
+# banned from it), and who were not told of this DJ going live within the hour.
+_DJ_LIVE_FOLLOWERS = """
+    SELECT x.k, f.follower_id::text AS user_id
+    FROM unnest($1::uuid[], $2::uuid[]) WITH ORDINALITY AS x(room_id, dj_id, k)
+    JOIN rooms r ON r.id = x.room_id AND r.deleted_at IS NULL
+    JOIN follows f ON f.followee_id = x.dj_id
+    WHERE (r.type <> 'private' AND r.visibility <> 'private'
+           OR EXISTS (SELECT 1 FROM room_memberships m WHERE m.room_id = r.id AND m.user_id = f.follower_id))
+      AND NOT EXISTS (SELECT 1 FROM room_bans b WHERE b.room_id = r.id AND b.user_id = f.follower_id
+                      AND (b.until IS NULL OR b.until > now()))
+      AND NOT EXISTS (SELECT 1 FROM notifications n WHERE n.user_id = f.follower_id AND n.type = 'dj_live'
+                      AND n.actor_id = x.dj_id AND n.created_at > now() - interval '1 hour')
+    ORDER BY x.k, f.follower_id"""
+
+
+async def _notify_dj_live(
+    conn: asyncpg.Connection, rows: dict[str, list[tuple[Any, ...]]], out: _Committed
+) -> None:
+    """``dj_live`` to each follower of a DJ whose track started (PROTOCOL.md "Followed DJs"),
+    at most one per follower and DJ per hour, in the transaction of ``track.started``."""
+    starts = rows["dj_live_notes"]
+    found = await conn.fetch(
+        _DJ_LIVE_FOLLOWERS, [uuid.UUID(r[0]) for r in starts], [uuid.UUID(r[2]) for r in starts]
+    )
+    wanted: list[NoteRow] = []
+    told: set[tuple[str, str]] = set()  # one per follower and DJ, even for two starts in a batch
+    for r in found:
+        room_id, seq, dj_id, item_id = starts[r["k"] - 1]
+        if (r["user_id"], dj_id) in told:
+            continue
+        told.add((r["user_id"], dj_id))
+        wanted.append((r["user_id"], "dj_live", dj_id, {"room_id": room_id, "dj_id": dj_id, "item_id": item_id}))
+    by_item = {r[3]: (r[0], r[1]) for r in starts}
+    for user_id, note in await create_notifications(conn, wanted):
+        out.notes.setdefault(by_item[note["data"]["item_id"]], []).append((user_id, note))
+
+
 # The fence: the rooms whose lease is still this node's at the writer's epoch. The row lock
 # (FOR SHARE) holds a takeover's UPDATE until this transaction ends, so once a takeover has
 # bumped the epoch, no batch of the old owner can commit.
@@ -482,7 +552,7 @@ async def _write(
             lost = set(epochs) - {r[0] for r in held}
             if lost:
                 raise _Fenced(lost)
-        for kind in _ORDER:
+        for kind in _STATEMENTS:  # in the order written there
             if rows[kind]:
                 await conn.execute(_STATEMENTS[kind], *_columns(rows[kind]))
         for room_id, seq, awards, at in rows["awards"]:
@@ -497,6 +567,8 @@ async def _write(
                 )
         if rows["mention_notes"] or rows["reply_notes"]:
             await _notify_chat(conn, rows, out)
+        if rows["dj_live_notes"]:
+            await _notify_dj_live(conn, rows, out)
         if any(rows[kind] for kind in _PRESENCE_STATEMENTS):
             await _write_presence(conn, rows)
     return out

@@ -20,9 +20,9 @@ from actors import room_rules, room_state
 from actors.commands import Command, Join, Leave, Op
 from actors.decision import Decision
 from actors.room_rules import decide, welcome_data
-from actors.room_state import INTERNAL_EVENTS, MAX_PINNED, WELCOME_MESSAGES, Message, RoomInfo, RoomState
+from actors.room_state import MAX_PINNED, WELCOME_MESSAGES, Message, RoomInfo, RoomState
 from protocol.errors import BadRequest, Conflict, Forbidden, Muted, NotFound, ProtocolError, Unauthorized
-from protocol.events import DURABLE_EVENTS, Event
+from protocol.events import DURABLE_EVENTS, INTERNAL_EVENTS, Event
 from protocol.ops import ChatSendData, parse_op_data
 
 OWNER = "u-owner"
@@ -668,7 +668,7 @@ def test_guests_are_counted_but_not_present() -> None:
 
 
 def test_internal_events_are_ephemeral_and_not_durable() -> None:
-    assert {"socket.open", "socket.close", "socket.role"} == INTERNAL_EVENTS
+    assert {"socket.open", "socket.close", "socket.role", "dj.seen"} == INTERNAL_EVENTS
     assert not INTERNAL_EVENTS & DURABLE_EVENTS
     assert "presence.join" not in DURABLE_EVENTS and "chat.message" in DURABLE_EVENTS
 

@@ -19,11 +19,12 @@ from server.cluster.bus import Bus, BusError, BusMessage
 from server.cluster.edge import EdgeSide, RoomEdge, RoomMoved
 from server.cluster.node import ClusterNode
 from server.cluster.owner import OwnerSide
-from server.cluster.wire import SANCTIONS, USERS, pack, unpack, user_subject
+from server.cluster.wire import BLOCKS, SANCTIONS, USERS, pack, unpack, user_subject
 from server.live.admission import admit
 from server.live.connection import LiveConnection
 from server.live.room_views import View
 from server.live.user_sockets import UserSockets
+from storage.blocks import Blocks
 from storage.sanctions import Sanctions
 
 log = logging.getLogger("seda.cluster")
@@ -136,8 +137,10 @@ class Cluster:
         edges: EdgeSide,
         user_sockets: UserSockets,
         sanctions: Sanctions,
+        blocks: Blocks,
     ) -> None:
         self.bus = bus
+        self._blocks = blocks
         self.node = node
         self.owner = owner
         self.edges = edges
@@ -155,6 +158,7 @@ class Cluster:
             await nursery.start(self.edges.run)
             await self.bus.subscribe(USERS, self._to_user)
             await self.bus.subscribe(SANCTIONS, self._sanction_changed)
+            await self.bus.subscribe(BLOCKS, self._blocks_changed_elsewhere)
             await nursery.start(self.node.run)
             task_status.started()
 
@@ -184,6 +188,28 @@ class Cluster:
             return
         if self._nursery is not None:
             self._nursery.start_soon(self._reload_sanction, user_id)
+
+    def blocks_changed(self, user_id: str, blocked: frozenset[str]) -> None:
+        """A user's blocks were committed as ``blocked``: their sockets here hide exactly those
+        from now on, and every other node reloads them for its sockets."""
+        self._user_sockets.set_blocks(user_id, blocked)
+        self.bus.publish(BLOCKS, pack({"user_id": user_id}))
+
+    def _blocks_changed_elsewhere(self, message: BusMessage) -> None:
+        try:
+            user_id = str(uuid.UUID(str(unpack(message.data)["user_id"])))
+        except (ValueError, KeyError, TypeError):
+            return
+        if self._nursery is not None:
+            self._nursery.start_soon(self._reload_blocks, user_id)
+
+    async def _reload_blocks(self, user_id: str) -> None:
+        try:
+            blocked = await self._blocks.blocked_ids(uuid.UUID(user_id))
+        except Exception:
+            log.warning("reloading the blocks of %s failed", user_id, exc_info=True)
+            return
+        self._user_sockets.set_blocks(user_id, blocked)
 
     async def _reload_sanction(self, user_id: str) -> None:
         try:

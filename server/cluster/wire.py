@@ -25,6 +25,7 @@ def user_subject(user_id: str) -> str:
 
 USERS = "user.*"
 SANCTIONS = "sanctions"
+BLOCKS = "blocks"  # a user's personal blocks changed: every node reloads them for its sockets
 
 
 def pack(body: dict[str, Any]) -> bytes:

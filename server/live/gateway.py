@@ -36,6 +36,7 @@ from server.live.prepare import stored_for_resume
 from server.live.user_sockets import UserSockets
 from server.live.websocket import WebSocket
 from server.metrics import Metrics
+from storage.blocks import Blocks
 from storage.rooms import Rooms, is_private
 from storage.sanctions import Sanctions
 from storage.users import Users
@@ -59,6 +60,7 @@ class Admission:
     is_admin: bool
     since: int | None
     is_artist: bool = False
+    blocked: frozenset[str] = frozenset()  # whom the user blocks: their chat is hidden on this socket
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,7 @@ class LiveGateway:
         tokens: TokenIssuer,
         users: Users,
         rooms: Rooms,
+        blocks: Blocks,
         registry: RoomRegistry,
         user_sockets: UserSockets,
         sanctions: Sanctions,
@@ -136,6 +139,7 @@ class LiveGateway:
         self._tokens = tokens
         self._users = users
         self._rooms = rooms
+        self._blocks = blocks
         self._registry = registry
         self._user_sockets = user_sockets
         self._sanctions = sanctions
@@ -229,6 +233,8 @@ class LiveGateway:
             max_frame_bytes=self._limits.max_frame_bytes,
         )
         self._metrics.live_connections.inc()
+        blocks = self._user_sockets.blocks
+        blocks.set(conn_id, admission.blocked)  # before the join: the welcome already hides them
         try:
             link = await self._enter(actor, admission, conn)
             if link is None:
@@ -245,6 +251,7 @@ class LiveGateway:
                 if admission.user_id is not None:
                     self._user_sockets.remove(admission.user_id, conn)
         finally:
+            blocks.set(conn_id, frozenset())
             self._metrics.live_connections.dec()
 
     async def _accept(
@@ -398,4 +405,7 @@ class LiveGateway:
             raise Unauthorized("the token's user no longer exists", field="token")
         role = await self._rooms.enter(room, user.id, is_admin=principal.is_admin)
         is_artist = principal.role == "artist" or user.role == "artist"
-        return Admission(room_id, str(user.id), user.username, role, principal.is_admin, since, is_artist)
+        blocked = await self._blocks.blocked_ids(user.id)
+        return Admission(
+            room_id, str(user.id), user.username, role, principal.is_admin, since, is_artist, blocked
+        )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from actors.blocks import BlockIndex
 from actors.ports import Subscriber
 from protocol.codec import Encoding, encode_frame
 from protocol.events import private_event
@@ -13,6 +14,8 @@ from protocol.events import private_event
 class UserSockets:
     def __init__(self) -> None:
         self._by_user: dict[str, dict[int, Subscriber]] = {}
+        # Which of this process's sockets hide whom (personal blocks), for every room's fan-out.
+        self.blocks = BlockIndex()
 
     def add(self, user_id: str, conn: Subscriber) -> None:
         self._by_user.setdefault(user_id, {})[conn.conn_id] = conn
@@ -23,6 +26,12 @@ class UserSockets:
             conns.pop(conn.conn_id, None)
             if not conns:
                 del self._by_user[user_id]
+
+    def set_blocks(self, user_id: str, blocked: frozenset[str]) -> None:
+        """The user's blocks changed: their open sockets here hide exactly ``blocked`` from now on
+        (PROTOCOL.md "Personal blocks": at once, no reconnect)."""
+        for conn_id in self._by_user.get(user_id, {}):
+            self.blocks.set(conn_id, blocked)
 
     def notify(self, user_id: str, message: dict[str, Any]) -> None:
         """Send ``message`` to each of the user's sockets (encoded once per encoding)."""
