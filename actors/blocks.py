@@ -25,7 +25,7 @@ class BlockIndex:
     def active(self) -> bool:
         return bool(self._hiders)
 
-    def set(self, conn_id: int, blocked: frozenset[str]) -> None:
+    def assign(self, conn_id: int, blocked: frozenset[str]) -> None:
         """``conn_id``'s user now blocks exactly ``blocked`` (empty: nobody; also on close)."""
         for user_id in self._blocks.pop(conn_id, frozenset()):
             conns = self._hiders.get(user_id)

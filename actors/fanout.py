@@ -23,6 +23,7 @@ from typing import Any
 
 import trio
 
+from actors.blocks import BlockIndex, author_of, hidden_variant, hide_for
 from actors.ports import Subscriber
 from protocol.codec import Encoding, encode_frame
 
@@ -37,6 +38,10 @@ class _Publish:
     conn_id: int | None = None  # the one conn this is about (or excluded from an _ALL)
     close: tuple[int, str] | None = None
     frames: dict[Encoding, bytes] = field(default_factory=dict)
+    # Personal blocks: the sockets that get ``stub`` instead (None: nothing at all)
+    hidden_from: frozenset[int] = frozenset()
+    stub: dict[str, Any] | None = None
+    stub_frames: dict[Encoding, bytes] = field(default_factory=dict)
 
     def frame(self, encoding: Encoding) -> bytes:
         found = self.frames.get(encoding)
@@ -45,10 +50,23 @@ class _Publish:
             found = self.frames[encoding] = encode_frame(self.message, encoding)
         return found
 
+    def frame_for(self, conn_id: int, encoding: Encoding) -> bytes:
+        """What this broadcast is for one socket: the frame, or (it blocks the author) the stub's
+        frame, framed once per event and encoding, or nothing."""
+        if conn_id not in self.hidden_from:
+            return self.frame(encoding)
+        if self.stub is None:
+            return b""
+        found = self.stub_frames.get(encoding)
+        if found is None:
+            found = self.stub_frames[encoding] = encode_frame(self.stub, encoding)
+        return found
+
 
 class Fanout:
-    def __init__(self, window_s: float) -> None:
+    def __init__(self, window_s: float, blocks: BlockIndex | None = None) -> None:
         self.window_s = window_s
+        self._blocks = blocks  # the process's personal blocks (None: nobody hides anyone)
         # Who will receive what is published from now on (the publisher's view) ...
         self.subscribers: dict[int, Subscriber] = {}
         # ... and who had received everything flushed so far.
@@ -63,13 +81,24 @@ class Fanout:
     # ---- publishing (synchronous; never blocks) ----------------------------------------
 
     def to_all(self, message: dict[str, Any], *, exclude: int | None = None) -> None:
-        self._add(_Publish(_ALL, message=message, conn_id=exclude))
+        publish = _Publish(_ALL, message=message, conn_id=exclude)
+        blocks = self._blocks
+        if blocks is not None and blocks.active:  # with no blocks anywhere, this is all it costs
+            author = author_of(message)
+            hiders = blocks.hiders(author) if author is not None else None
+            if hiders:
+                publish.hidden_from = frozenset(hiders)  # as they stand now: later changes are later
+                publish.stub = hidden_variant(message)
+        self._add(publish)
 
     def to_one(self, conn: Subscriber, message: dict[str, Any]) -> None:
         self._add(_Publish(_ONE, message=message, conn=conn, conn_id=conn.conn_id))
 
     def subscribe(self, conn: Subscriber, first: list[dict[str, Any]]) -> None:
         """``first`` (the welcome and any replay) goes to ``conn`` ahead of every later broadcast."""
+        blocked = self._blocks.blocks_of(conn.conn_id) if self._blocks is not None else None
+        if blocked:
+            first = hide_for(blocked, first)
         for message in first:
             self.to_one(conn, message)
         self.subscribers[conn.conn_id] = conn
@@ -141,6 +170,7 @@ class Fanout:
         self._last_flush = trio.current_time()
         self.flushes += 1
         special: set[int] = set()
+        hiding: set[int] = set()  # sockets that block the author of some broadcast
         extras: dict[int, list[_Publish]] = {}
         broadcasts: list[_Publish] = []
         for publish in group:
@@ -149,6 +179,8 @@ class Fanout:
                 broadcasts.append(publish)
                 if publish.conn_id is not None:
                     special.add(publish.conn_id)
+                if publish.hidden_from:
+                    hiding.update(publish.hidden_from)
             elif kind == _ONE:
                 assert publish.conn_id is not None
                 extras.setdefault(publish.conn_id, []).append(publish)
@@ -169,8 +201,12 @@ class Fanout:
         for conn_id, conn in targets:
             if conn_id in special:
                 continue
-            data = shared.get(conn.encoding)
-            if data is None:
+            data: bytes
+            if conn_id in hiding:
+                data = b"".join(p.frame_for(conn_id, conn.encoding) for p in broadcasts)
+            elif conn.encoding in shared:
+                data = shared[conn.encoding]
+            else:
                 data = shared[conn.encoding] = b"".join(p.frame(conn.encoding) for p in broadcasts)
             own = extras.get(conn_id)
             if own:
@@ -195,7 +231,7 @@ class Fanout:
                 kind = publish.kind
                 if kind == _ALL:
                     if subscribed and publish.conn_id != conn_id:
-                        parts.append(publish.frame(conn.encoding))
+                        parts.append(publish.frame_for(conn_id, conn.encoding))
                 elif publish.conn_id != conn_id and kind != _CLOSE_ALL:
                     continue
                 elif kind == _ONE:

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 
 import trio
 
+from actors.blocks import BlockIndex
 from actors.ports import Journal, Notify, Ownership, Relay, Seed
 from actors.room_actor import (
     CLOSE_INTERNAL,
@@ -46,8 +47,10 @@ class RoomRegistry:
         ownership: Ownership | None = None,
         relay: Relay | None = None,
         on_actor: Callable[[RoomActor], None] | None = None,
+        blocks: BlockIndex | None = None,
     ) -> None:
         self._nursery = nursery
+        self._blocks = blocks
         self._journal = journal
         self._load_seed = load_seed
         self.config = config
@@ -140,6 +143,7 @@ class RoomRegistry:
                 epoch=epoch,
                 ownership=self._ownership,
                 relay=self._relay,
+                blocks=self._blocks,
             )
             await self._nursery.start(self._supervise, actor)
             self._actors[room_id] = actor

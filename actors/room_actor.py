@@ -21,6 +21,7 @@ from typing import Any
 
 import trio
 
+from actors.blocks import BlockIndex
 from actors.commands import Command, Join, Leave, Op, Tick
 from actors.fanout import Fanout
 from actors.moderation_rules import CLOSE_KICKED
@@ -206,6 +207,7 @@ class RoomActor:
         epoch: int = 0,
         ownership: Ownership | None = None,
         relay: Relay | None = None,
+        blocks: BlockIndex | None = None,
     ) -> None:
         self.room_id = room_id
         self.epoch = epoch  # the lease this actor holds the room under
@@ -227,7 +229,7 @@ class RoomActor:
         self._notify = notify
         self._tallies: dict[str, Event] = {}
         self._tally_next = -math.inf
-        self._fanout = Fanout(config.coalesce_s)
+        self._fanout = Fanout(config.coalesce_s, blocks)
         self.accepting = True
         self.finished = trio.Event()
         self._stop_code: int | None = None
@@ -264,6 +266,9 @@ class RoomActor:
             # Recovered with nobody here: every DJ counts as dropped off from now (60 s to return).
             for dj in session.djs:
                 session.away_since.setdefault(dj, self.now())
+        if session is not None:
+            for dj in session.djs:  # their away-from-ops clock starts again with this actor
+                session.last_seen.setdefault(dj, self.now())
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._publisher)
@@ -597,7 +602,7 @@ class RoomActor:
         ticket = outcome.ticket
         flushed = False
         for event in outcome.events:
-            if event.seq is None or (event.name != "chat.message" and not event.meta.get("awards")):
+            if event.seq is None:
                 continue
             notices = [
                 (progress.user_id, notice)

@@ -13,7 +13,7 @@ from actors.commands import Command, Join, Leave, Op, Tick
 from actors.decision import Decision, EventBuilder
 from actors.moderation_rules import MODERATION_OPS
 from actors.room_state import MAX_PINNED, Connection, Message, RoomState
-from actors.session_rules import SESSION_OPS, is_mod, settle_step
+from actors.session_rules import SESSION_OPS, end_session, is_mod, settle_step
 from protocol.errors import BadRequest, Conflict, Forbidden, Muted, NotFound, Unauthorized
 from protocol.ops import ChatSendData, MessageRefData, PinTrackData, ReactData
 from protocol.rooms import OwnerChange, RoleChange, UpdateRoomBody
@@ -40,9 +40,24 @@ def decide(state: RoomState, command: Command, now: int) -> Decision:
         raise NotFound("this room was deleted")
     if conn.user_id is None:
         raise Unauthorized("guests may only listen; log in to take part")
-    handler = _OPS[command.op]
+    handler = _OPS.get(command.op)
+    if handler is None:  # every client op has a handler (tests/test_event_catalog.py): a REST-only slip
+        raise BadRequest(f"unknown op {command.op!r}", field="op")
+    _seen(b, conn.user_id)
     reply = handler(b, conn, command)
     return Decision(b.events, reply if reply is not None else {})
+
+
+SEEN_EVERY_MS = 1000  # a DJ's activity is noted at most this often (the away limit is in seconds)
+
+
+def _seen(b: EventBuilder, user_id: str) -> None:
+    """A DJ acted in the room: they are not away from it (PROTOCOL.md "Away DJs")."""
+    session = b.state.session
+    if session is not None and user_id in session.djs:
+        last = session.last_seen.get(user_id)
+        if last is None or b.now - last >= SEEN_EVERY_MS:
+            b.ephemeral("dj.seen", {"user_id": user_id})
 
 
 def _join(b: EventBuilder, command: Join) -> None:
@@ -234,7 +249,7 @@ def _room_delete(b: EventBuilder, conn: Connection, command: Op) -> None:
         raise Forbidden("only the room's owner deletes it")
     session = b.state.session
     if session is not None:
-        b.durable("session.ended", {"session_id": session.session_id, "reason": "room_deleted"})
+        end_session(b, session, "room_deleted")
     b.durable("room.deleted", {}, {"by": conn.user_id})
 
 

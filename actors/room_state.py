@@ -19,6 +19,8 @@ TOUCHED_KEEP = 500  # older messages someone acted on, kept so this actor stays 
 NONCES_KEEP = 10_000  # newest chat nonces remembered for retries
 WELCOME_MESSAGES = 50
 MAX_PINNED = 50
+PLAYS_KEEP_MS = 604_800_000  # the longest repeat window: plays older than this are forgotten
+PLAYS_KEEP = 2_000  # and at most this many tracks' last plays per room
 
 
 @dataclass(slots=True)
@@ -142,10 +144,14 @@ class RoomState:
     mutes: dict[str, int] = field(default_factory=dict)
     deleted: bool = False
     session: Session | None = None
+    played_at: dict[str, int] = field(
+        default_factory=dict
+    )  # track id -> its last start here (ms), oldest first
     # ephemeral: not in snapshots
     connections: dict[int, Connection] = field(default_factory=dict)
     presence: dict[str, int] = field(default_factory=dict)  # user id -> open sockets
     usernames: dict[str, str] = field(default_factory=dict)  # user id -> username, for presence
+    present_since: dict[str, int] = field(default_factory=dict)  # user id -> when their first socket opened
 
     # ---- reads -------------------------------------------------------------
 
@@ -182,6 +188,24 @@ class RoomState:
             return True
         return session.find_item(item_id) is not None
 
+    def last_played_at(self, track_id: str) -> int | None:
+        """When the track last started in this room (ms), if within the last week."""
+        return self.played_at.get(track_id)
+
+    def note_play(self, track_id: str, at: int) -> None:
+        self.played_at.pop(track_id, None)
+        self.played_at[track_id] = at  # newest last
+        for old in list(self.played_at):
+            if len(self.played_at) <= PLAYS_KEEP and self.played_at[old] > at - PLAYS_KEEP_MS:
+                break
+            del self.played_at[old]
+
+    def settled_listeners(self, exclude: str | None, now: int, settled_ms: int) -> int:
+        """Authenticated users here for at least ``settled_ms``, ``exclude`` left out."""
+        return sum(
+            1 for uid, since in self.present_since.items() if uid != exclude and now - since >= settled_ms
+        )
+
     def presence_list(self) -> list[dict[str, str]]:
         return [{"user_id": uid, "username": self.usernames[uid]} for uid in self.presence]
 
@@ -210,6 +234,7 @@ class RoomState:
             "mutes": dict(self.mutes),
             "deleted": self.deleted,
             "session": self.session.to_dict() if self.session is not None else None,
+            "played_at": [[t, at] for t, at in self.played_at.items()],
         }
 
     def _kept_ids(self) -> list[str]:
@@ -236,6 +261,7 @@ class RoomState:
         state.deleted = snap.get("deleted", False)
         session = snap.get("session")
         state.session = Session.from_dict(session) if session is not None else None
+        state.played_at = {t: at for t, at in snap.get("played_at", [])}
         return state
 
     # ---- apply -------------------------------------------------------------
@@ -367,6 +393,7 @@ def _apply_socket_open(state: RoomState, event: Event) -> None:
         d["user_id"], d["username"], d["role"], d["is_admin"], d.get("is_artist", False)
     )
     if d["user_id"] is not None:
+        state.present_since.setdefault(d["user_id"], event.at)
         state.presence[d["user_id"]] = state.presence.get(d["user_id"], 0) + 1
         state.usernames[d["user_id"]] = d["username"]
         if state.session is not None:
@@ -389,6 +416,7 @@ def _apply_socket_close(state: RoomState, event: Event) -> None:
     else:
         del state.presence[conn.user_id]
         del state.usernames[conn.user_id]
+        state.present_since.pop(conn.user_id, None)
         if state.session is not None and conn.user_id in state.session.djs:
             state.session.away_since[conn.user_id] = event.at  # keeps their place for a while
 

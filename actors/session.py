@@ -26,7 +26,18 @@ AWAY_GRACE_MS = 60_000
 MAX_PASSES = 3
 MAX_ROTATION = 25
 PUBLIC_PER_USER = 3
-MAX_QUEUE = 500  # per DJ in fan mode, per session otherwise
+SKIP_ELIGIBLE_MS = 30_000  # a listener counts toward the skip threshold after this long in the room
+
+# Session settings (PROTOCOL.md "Fairness, history and personal blocks") and their defaults;
+# their bounds are in protocol/ops.py.
+DEFAULT_SETTINGS: dict[str, Any] = {
+    "skip_ratio": 0.5,
+    "repeat_window_s": 7200,
+    "afk_limit_s": 1800,
+    "max_track_s": 900,
+    "max_queue": 50,
+}
+SETTING_NAMES = tuple(DEFAULT_SETTINGS)
 
 
 @dataclass(slots=True)
@@ -73,9 +84,19 @@ class NowPlaying:
     started_at: int
     ends_at: int
     skips: list[str] = field(default_factory=list)
+    skip_reasons: dict[str, str] = field(default_factory=dict)  # voter -> the reason they gave
 
     def votes(self) -> dict[str, int]:
         return {**self.item.tally(), "skip": len(self.skips)}
+
+    def reason_counts(self) -> dict[str, int]:
+        """``track.ended``'s ``skip_reasons``: how many skip votes gave each reason."""
+        counts: dict[str, int] = {}
+        for voter in self.skips:
+            reason = self.skip_reasons.get(voter)
+            if reason is not None:
+                counts[reason] = counts.get(reason, 0) + 1
+        return counts
 
     def wire(self) -> dict[str, Any]:
         return {
@@ -106,6 +127,10 @@ class Session:
     host_id: str
     skip_ratio: float
     started_at: int
+    repeat_window_s: int = DEFAULT_SETTINGS["repeat_window_s"]
+    afk_limit_s: int = DEFAULT_SETTINGS["afk_limit_s"]
+    max_track_s: int = DEFAULT_SETTINGS["max_track_s"]
+    max_queue: int = DEFAULT_SETTINGS["max_queue"]
     djs: list[str] = field(default_factory=list)
     active: str | None = None
     passes: dict[str, int] = field(default_factory=dict)
@@ -117,6 +142,22 @@ class Session:
     next_join_no: int = 1
     last_turn_no: int = 0  # join number of the DJ whose turn came last
     away_since: dict[str, int] = field(default_factory=dict)  # ephemeral: DJs with no socket
+    last_seen: dict[str, int] = field(default_factory=dict)  # ephemeral: each DJ's last op here (ms)
+
+    def settings(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in SETTING_NAMES}
+
+    def configure(self, settings: dict[str, Any]) -> None:
+        for name in SETTING_NAMES:
+            if name in settings:
+                setattr(self, name, settings[name])
+
+    def queue_limit_for(self, owner: str, user_id: str) -> list[QueueItem]:
+        """The items that count against ``user_id``'s ``max_queue`` when they add to ``owner``'s
+        queue: their own queue in fan mode, the host's in artist mode, their own adds in public."""
+        if self.mode == "public":
+            return [i for i in self.queue() if i.added_by == user_id]
+        return self.queue(owner)
 
     # ---- reads -------------------------------------------------------------------
 
@@ -163,6 +204,7 @@ class Session:
             "host_id": self.host_id,
             "skip_ratio": self.skip_ratio,
             "started_at": self.started_at,
+            "settings": self.settings(),
             "rotation": self.rotation_wire(),
             "now_playing": self.now_playing.wire() if self.now_playing else None,
             "queue": [item.wire() for item in self.play_order()],
@@ -175,6 +217,7 @@ class Session:
             "host_id": self.host_id,
             "skip_ratio": self.skip_ratio,
             "started_at": self.started_at,
+            "settings": self.settings(),
             "djs": list(self.djs),
             "active": self.active,
             "passes": dict(self.passes),
@@ -189,12 +232,17 @@ class Session:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Session:
+        settings = {**DEFAULT_SETTINGS, "skip_ratio": d["skip_ratio"], **d.get("settings", {})}
         return cls(
             session_id=d["session_id"],
             mode=d["mode"],
             host_id=d["host_id"],
-            skip_ratio=d["skip_ratio"],
+            skip_ratio=settings["skip_ratio"],
             started_at=d["started_at"],
+            repeat_window_s=settings["repeat_window_s"],
+            afk_limit_s=settings["afk_limit_s"],
+            max_track_s=settings["max_track_s"],
+            max_queue=settings["max_queue"],
             djs=list(d["djs"]),
             active=d["active"],
             passes=dict(d["passes"]),
@@ -213,25 +261,47 @@ def skip_threshold(skip_ratio: float, listeners: int) -> int:
     return max(2, math.ceil(skip_ratio * listeners - 1e-9))
 
 
-def next_turn(session: Session) -> tuple[QueueItem, str, dict[str, int], list[str]] | None:
-    """Fan mode: the next item, its DJ, the new pass counts and who leaves for passing too often.
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """What the next turn in fan mode does: who plays what (None: nobody can), the new pass
+    counts, and who leaves the rotation on the way (``(user_id, "afk" | "passed")``)."""
 
-    Turns go round the rotation in join order from the DJ after the last one.
-    A DJ with an empty queue, or away (their last socket closed), is passed over; a third pass in a row
-    removes them. Nothing is counted when nobody can play.
+    item: QueueItem | None
+    dj: str | None
+    passes: dict[str, int]
+    removed: list[tuple[str, str]]
+
+
+def is_afk(session: Session, dj: str, now: int) -> bool:
+    """No op in the room from ``dj`` for ``afk_limit_s`` (0: never)."""
+    limit = session.afk_limit_s * 1000
+    return limit > 0 and now - session.last_seen.get(dj, now) >= limit
+
+
+def next_turn(session: Session, now: int) -> Turn:
+    """Fan mode: the next turn.
+
+    Turns go round the rotation in join order from the DJ after the last one. A DJ away from
+    the room's ops for ``afk_limit_s`` is removed when their turn comes (no track plays for
+    them). A DJ with an empty queue, or away (their last socket closed), is passed over; a third
+    pass in a row removes them. When nobody can play, no pass is counted (the away-from-ops are
+    still removed).
     """
-    order = session.turn_order()
     passes = dict(session.passes)
-    removed: list[str] = []
-    for dj in order:
+    removed: list[tuple[str, str]] = []
+    afk: list[tuple[str, str]] = []
+    for dj in session.turn_order():
+        if is_afk(session, dj, now):
+            afk.append((dj, "afk"))
+            continue
         queue = session.queues.get(dj, [])
         if queue and dj not in session.away_since:
             passes[dj] = 0
-            return queue[0], dj, passes, removed
+            return Turn(queue[0], dj, passes, afk + removed)
         passes[dj] = passes.get(dj, 0) + 1
         if passes[dj] >= MAX_PASSES:
-            removed.append(dj)
-    return None
+            removed.append((dj, "passed"))
+    return Turn(None, None, dict(session.passes), afk)
 
 
 def next_item(session: Session) -> QueueItem | None:
@@ -246,6 +316,19 @@ def next_item(session: Session) -> QueueItem | None:
 def _apply_session_started(state: RoomState, event: Event) -> None:
     d = event.data
     state.session = Session(d["session_id"], d["mode"], d["host_id"], d["skip_ratio"], d["started_at"])
+    state.session.configure(d.get("settings", {}))
+
+
+def _apply_session_updated(state: RoomState, event: Event) -> None:
+    session = state.session
+    assert session is not None
+    session.configure(event.data["settings"])
+
+
+def _apply_dj_seen(state: RoomState, event: Event) -> None:
+    session = state.session
+    if session is not None and event.data["user_id"] in session.djs:
+        session.last_seen[event.data["user_id"]] = event.at
 
 
 def _apply_session_ended(state: RoomState, event: Event) -> None:
@@ -263,12 +346,19 @@ def _apply_rotation(state: RoomState, event: Event) -> None:
     session.djs = list(event.data["djs"])
     if "passes" in event.meta:
         session.passes = dict(event.meta["passes"])
+    renumbered = event.meta.get("renumbered")
+    if renumbered is not None:  # mod.move_dj: the new turn order
+        session.join_no = dict(renumbered["join_no"])
+        session.next_join_no = renumbered["next_join_no"]
+        session.last_turn_no = renumbered["last_turn_no"]
     for dj in list(session.join_no):
-        if dj not in session.djs:
+        if dj not in session.djs:  # their queue stays for the session: rejoining restores it
             del session.join_no[dj]
             session.passes.pop(dj, None)
             session.away_since.pop(dj, None)
-            session.queues.pop(dj, None)
+            session.last_seen.pop(dj, None)
+    if joined is not None:
+        session.last_seen[joined] = event.at
     session.active = event.data["active"]
 
 
@@ -293,6 +383,7 @@ def _apply_track_started(state: RoomState, event: Event) -> None:
         items[:] = [i for i in items if i.item_id != item_id]
     session.now_playing = NowPlaying(item, d["dj_id"], d["started_at"], d["ends_at"])
     session.played.append(item_id)
+    state.note_play(item.track["id"], d["started_at"])
     if "passes" in event.meta:
         session.passes = dict(event.meta["passes"])
         session.active = d["dj_id"]
@@ -314,6 +405,9 @@ def _apply_vote(state: RoomState, event: Event) -> None:
     if value == "skip":
         if playing is not None and playing.item.item_id == item_id and voter not in playing.skips:
             playing.skips.append(voter)
+            reason = event.meta.get("reason")
+            if reason is not None:
+                playing.skip_reasons[voter] = reason
         return
     item = playing.item if playing is not None and playing.item.item_id == item_id else None
     if item is None:
@@ -329,6 +423,8 @@ def _apply_vote(state: RoomState, event: Event) -> None:
 
 SESSION_APPLY: dict[str, Callable[[RoomState, Event], None]] = {
     "session.started": _apply_session_started,
+    "session.updated": _apply_session_updated,
+    "dj.seen": _apply_dj_seen,
     "session.ended": _apply_session_ended,
     "dj.rotation": _apply_rotation,
     "queue.updated": _apply_queue,

@@ -10,9 +10,9 @@ from actors.decision import EventBuilder
 from actors.room_state import Connection, RoomState
 from actors.session import (
     AWAY_GRACE_MS,
-    MAX_QUEUE,
     MAX_ROTATION,
     PUBLIC_PER_USER,
+    SKIP_ELIGIBLE_MS,
     NowPlaying,
     QueueItem,
     Session,
@@ -28,11 +28,23 @@ from protocol.errors import (
     NotDJ,
     NotFound,
     QueueFull,
+    RecentlyPlayed,
     SessionActive,
+    TrackTooLong,
 )
-from protocol.ops import ItemRefData, QueueAddData, SessionStartData, UserRefData, VoteData
+from protocol.ops import (
+    ItemRefData,
+    MoveDjData,
+    QueueAddData,
+    SessionStartData,
+    SessionUpdateData,
+    UserRefData,
+    VoteData,
+    VoteSkipData,
+)
 
 MOD_ROLES = frozenset({"owner", "moderator"})
+MAX_PUBLIC_QUEUE = 500  # upcoming items of a public session, everyone's together
 TRACK_PLAYED_POINTS = 10
 UPVOTE_POINTS = 2
 DOWNVOTE_POINTS = -1
@@ -48,9 +60,13 @@ def _session(state: RoomState) -> Session:
     return state.session
 
 
-def _queue_event(b: EventBuilder, session: Session, queues: dict[str, list[QueueItem]]) -> None:
-    """``queue.updated`` with the queue in play order; the new queues ride along for replay."""
-    preview = dataclasses.replace(session, queues=queues)
+def _queue_event(
+    b: EventBuilder, session: Session, queues: dict[str, list[QueueItem]], **changes: Any
+) -> None:
+    """``queue.updated`` with the queue in play order; the new queues ride along for replay.
+    ``changes``: what the decision's earlier events change that the play order depends on (the
+    rotation), since the session is not changed until the decision is applied."""
+    preview = dataclasses.replace(session, queues=queues, **changes)
     b.durable(
         "queue.updated",
         {"session_id": session.session_id, "queue": [i.wire() for i in preview.play_order()]},
@@ -71,15 +87,36 @@ def session_start(b: EventBuilder, conn: Connection, command: Op) -> dict[str, A
     if data.mode == "artist" and not (conn.is_artist or conn.is_admin):
         raise Forbidden("artist sessions are started by a verified artist", field="mode")
     session = Session(command.new_id, data.mode, conn.user_id, data.skip_ratio, b.now)
+    session.configure(data.model_dump(include=set(session.settings())))
     b.durable("session.started", session.wire())
     return {"session_id": command.new_id}
+
+
+def session_update(b: EventBuilder, conn: Connection, command: Op) -> None:
+    data = command.data
+    assert isinstance(data, SessionUpdateData)
+    session = _session(b.state)
+    if not is_mod(conn):
+        raise Forbidden("only the room's owner or moderators change the session's settings")
+    changes = data.changes()
+    if not changes:
+        raise BadRequest("name at least one setting to change", field="data")
+    settings = {**session.settings(), **changes}
+    b.durable("session.updated", {"session_id": session.session_id, "settings": settings})
 
 
 def session_stop(b: EventBuilder, conn: Connection, command: Op) -> None:
     session = _session(b.state)
     if conn.user_id != session.host_id and not is_mod(conn):
         raise Forbidden("only who started the session or a moderator may stop it")
-    b.durable("session.ended", {"session_id": session.session_id, "reason": "stopped"})
+    end_session(b, session, "stopped")
+
+
+def end_session(b: EventBuilder, session: Session, reason: str) -> None:
+    """``session.ended``; a track still playing goes into the room's history as stopped."""
+    playing = session.now_playing
+    meta = {"stopped": {"item_id": playing.item.item_id, "votes": playing.votes()}} if playing else None
+    b.durable("session.ended", {"session_id": session.session_id, "reason": reason}, meta)
 
 
 def dj_join(b: EventBuilder, conn: Connection, command: Op) -> None:
@@ -94,17 +131,24 @@ def dj_join(b: EventBuilder, conn: Connection, command: Op) -> None:
     djs = [*session.djs, conn.user_id]
     b.durable(
         "dj.rotation",
-        {"djs": djs, "active": session.active},
+        {"djs": djs, "active": session.active, "removed": []},
         {"joined": conn.user_id, "join_no": session.next_join_no},
     )
+    if session.queues.get(conn.user_id):  # back in the rotation: their kept queue plays again
+        join_no = {**session.join_no, conn.user_id: session.next_join_no}
+        _queue_event(b, session, session.queues, djs=djs, join_no=join_no)
 
 
-def _leave_rotation(b: EventBuilder, session: Session, user_id: str) -> None:
+def _leave_rotation(
+    b: EventBuilder, session: Session, user_id: str, removed: list[dict[str, str]] | None = None, **meta: Any
+) -> None:
+    """``user_id`` leaves the rotation; their queue stays for the session (rejoining restores
+    it), so only the play order clients see changes."""
     djs = [d for d in session.djs if d != user_id]
-    b.durable("dj.rotation", {"djs": djs, "active": session.active}, {"left": user_id})
+    data = {"djs": djs, "active": session.active, "removed": removed or []}
+    b.durable("dj.rotation", data, {"left": user_id, **meta})
     if session.queues.get(user_id):
-        queues = {k: v for k, v in session.queues.items() if k != user_id}
-        _queue_event(b, session, queues)
+        _queue_event(b, session, session.queues, djs=djs)
 
 
 def dj_leave(b: EventBuilder, conn: Connection, command: Op) -> None:
@@ -125,7 +169,43 @@ def mod_remove_dj(b: EventBuilder, conn: Connection, command: Op) -> None:
     check_rank(b.state, conn, target, command)
     if target not in session.djs:
         raise NotFound("that user is not in the rotation", field="user_id")
-    _leave_rotation(b, session, target)
+    modlog = {"action": "remove_dj", "actor_id": conn.user_id, "target_user_id": target}
+    _leave_rotation(b, session, target, modlog=modlog)
+
+
+def mod_move_dj(b: EventBuilder, conn: Connection, command: Op) -> None:
+    """Move a DJ to ``position`` in the turn order (1 = the next turn after the active DJ's)."""
+    data = command.data
+    assert isinstance(data, MoveDjData)
+    session = _session(b.state)
+    if not is_mod(conn):
+        raise Forbidden("only the room's owner or moderators may move a DJ")
+    target = str(data.user_id)
+    check_rank(b.state, conn, target, command)
+    if target not in session.djs:
+        raise NotFound("that user is not in the rotation", field="user_id")
+    order = [dj for dj in session.turn_order() if dj != target]
+    active = session.active if session.active in order else None
+    upcoming = [dj for dj in order if dj != active]  # the active DJ's turn comes round last
+    upcoming.insert(min(data.position, len(upcoming) + 1) - 1, target)
+    order = upcoming + ([active] if active is not None else [])
+    # New join numbers in the new turn order, all after the last turn: turns then go round it.
+    base = session.next_join_no
+    join_no = {dj: base + i for i, dj in enumerate(order)}
+    renumbered = {"join_no": join_no, "next_join_no": base + len(order), "last_turn_no": base - 1}
+    modlog = {
+        "action": "move_dj",
+        "actor_id": conn.user_id,
+        "target_user_id": target,
+        "details": {"position": data.position},
+    }
+    b.durable(
+        "dj.rotation",
+        {"djs": order, "active": session.active, "removed": []},
+        {"renumbered": renumbered, "modlog": modlog},
+    )
+    if any(session.queues.get(dj) for dj in order):
+        _queue_event(b, session, session.queues, djs=order, join_no=join_no, last_turn_no=base - 1)
 
 
 def check_rank(state: RoomState, actor: Connection, target: str, command: Op) -> None:
@@ -143,6 +223,8 @@ def queue_add(b: EventBuilder, conn: Connection, command: Op) -> dict[str, Any]:
     data = command.data
     assert isinstance(data, QueueAddData) and conn.user_id is not None
     session = _session(b.state)
+    if data.force and not is_mod(conn):
+        raise Forbidden("only a moderator may force a track past the repeat guard", field="force")
     owner = ""
     if session.mode == "fan":
         if conn.user_id not in session.djs:
@@ -155,13 +237,26 @@ def queue_add(b: EventBuilder, conn: Connection, command: Op) -> dict[str, Any]:
         mine = sum(1 for i in session.queue() if i.added_by == conn.user_id)
         if mine >= PUBLIC_PER_USER:
             raise QueueFull(f"at most {PUBLIC_PER_USER} upcoming tracks each")
-    if len(session.queues.get(owner, [])) >= MAX_QUEUE:
-        raise QueueFull("this queue is full")
-    item = QueueItem(command.new_id, command.context["track"], conn.user_id, session.next_position)
+        if len(session.queue()) >= MAX_PUBLIC_QUEUE:
+            raise QueueFull("this queue is full")
+    if len(session.queue_limit_for(owner, conn.user_id)) >= session.max_queue:
+        raise QueueFull(f"at most {session.max_queue} queued tracks each (max_queue)")
+    track = command.context["track"]
+    if session.max_track_s and int(track["duration_ms"]) > session.max_track_s * 1000:
+        raise TrackTooLong(
+            f"tracks here are at most {session.max_track_s} s long (max_track_s)", field="track.duration_ms"
+        )
+    last = b.state.last_played_at(track["id"])
+    window = session.repeat_window_s * 1000
+    if last is not None and window and b.now - last < window and not data.force:
+        raise RecentlyPlayed(
+            f"this track played here within the last {session.repeat_window_s} s", last_played_at=last
+        )
+    item = QueueItem(command.new_id, track, conn.user_id, session.next_position)
     queues = {k: list(v) for k, v in session.queues.items()}
     queues.setdefault(owner, []).append(item)
     _queue_event(b, session, queues)
-    return {"item_id": item.item_id}
+    return {"item_id": item.item_id, "last_played_at": last}
 
 
 def queue_remove(b: EventBuilder, conn: Connection, command: Op) -> None:
@@ -221,7 +316,7 @@ def vote(b: EventBuilder, conn: Connection, command: Op) -> None:
 
 def vote_skip(b: EventBuilder, conn: Connection, command: Op) -> None:
     data = command.data
-    assert isinstance(data, ItemRefData) and conn.user_id is not None
+    assert isinstance(data, VoteSkipData) and conn.user_id is not None
     session = _session(b.state)
     playing = session.now_playing
     if playing is None or playing.item.item_id != str(data.item_id):
@@ -229,10 +324,11 @@ def vote_skip(b: EventBuilder, conn: Connection, command: Op) -> None:
     if conn.user_id in playing.skips:
         return
     tally = playing.item.tally()
+    meta: dict[str, Any] = {"voter": conn.user_id, "value": "skip"}
+    if data.reason is not None:
+        meta["reason"] = data.reason
     b.ephemeral(
-        "vote.tally",
-        {"item_id": playing.item.item_id, **tally, "skip": len(playing.skips) + 1},
-        {"voter": conn.user_id, "value": "skip"},
+        "vote.tally", {"item_id": playing.item.item_id, **tally, "skip": len(playing.skips) + 1}, meta
     )
 
 
@@ -248,6 +344,7 @@ def mod_skip(b: EventBuilder, conn: Connection, command: Op) -> None:
 
 SESSION_OPS = {
     "session.start": session_start,
+    "session.update": session_update,
     "session.stop": session_stop,
     "dj.join": dj_join,
     "dj.leave": dj_leave,
@@ -257,6 +354,7 @@ SESSION_OPS = {
     "vote.skip": vote_skip,
     "mod.skip": mod_skip,
     "mod.remove_dj": mod_remove_dj,
+    "mod.move_dj": mod_move_dj,
     "mod.clear_queue": mod_clear_queue,
 }
 
@@ -264,9 +362,10 @@ SESSION_OPS = {
 # ---- the clock ------------------------------------------------------------------------
 
 
-def listeners(state: RoomState, exclude: str | None) -> int:
-    """Authenticated users with a socket here, the playing DJ excluded."""
-    return sum(1 for uid in state.presence if uid != exclude)
+def listeners(state: RoomState, exclude: str | None, now: int) -> int:
+    """Who counts toward the skip threshold: authenticated users with a socket here for at
+    least 30 s, the playing DJ excluded."""
+    return state.settled_listeners(exclude, now, SKIP_ELIGIBLE_MS)
 
 
 def track_awards(playing: NowPlaying, reason: str) -> list[list[Any]]:
@@ -286,11 +385,10 @@ def track_awards(playing: NowPlaying, reason: str) -> list[list[Any]]:
 
 
 def _end_track(b: EventBuilder, playing: NowPlaying, reason: str) -> None:
-    b.durable(
-        "track.ended",
-        {"item_id": playing.item.item_id, "reason": reason, "votes": playing.votes()},
-        {"awards": track_awards(playing, reason)},
-    )
+    data: dict[str, Any] = {"item_id": playing.item.item_id, "reason": reason, "votes": playing.votes()}
+    if reason == "skipped":
+        data["skip_reasons"] = playing.reason_counts()
+    b.durable("track.ended", data, {"awards": track_awards(playing, reason)})
 
 
 def settle_step(b: EventBuilder) -> None:
@@ -304,29 +402,32 @@ def settle_step(b: EventBuilder) -> None:
         if b.now >= playing.ends_at:
             _end_track(b, playing, "completed")
             return
-        needed = skip_threshold(session.skip_ratio, listeners(state, playing.dj_id))
+        needed = skip_threshold(session.skip_ratio, listeners(state, playing.dj_id, b.now))
         if len(playing.skips) >= needed:
             _end_track(b, playing, "skipped")
             return
     for dj in session.djs:
         away = session.away_since.get(dj)
-        if away is not None and b.now - away >= AWAY_GRACE_MS:
-            _leave_rotation(b, session, dj)
+        if away is not None and b.now - away >= AWAY_GRACE_MS:  # dropped off for 60 s
+            _leave_rotation(b, session, dj, [{"user_id": dj, "reason": "away"}])
             return
     if playing is not None:
         return
     if session.mode == "fan":
-        turn = next_turn(session)
-        if turn is None:
-            return
-        item, dj, passes, removed = turn
-        if removed:
-            djs = [d for d in session.djs if d not in removed]
-            b.durable("dj.rotation", {"djs": djs, "active": dj}, {"passes": passes, "removed": removed})
-            if any(session.queues.get(d) for d in removed):
-                # their queued tracks leave with them: clients are told, as on dj.leave
-                _queue_event(b, session, {k: v for k, v in session.queues.items() if k not in removed})
-        _start_track(b, session, item, dj, dj, passes)
+        turn = next_turn(session, b.now)
+        gone = [user_id for user_id, _ in turn.removed]
+        if gone:
+            djs = [d for d in session.djs if d not in gone]
+            active = turn.dj if turn.dj is not None else session.active
+            removed = [{"user_id": user_id, "reason": why} for user_id, why in turn.removed]
+            b.durable(
+                "dj.rotation", {"djs": djs, "active": active, "removed": removed}, {"passes": turn.passes}
+            )
+            if any(session.queues.get(d) for d in gone):
+                # their queues stay for the session, but leave the play order: clients are told
+                _queue_event(b, session, session.queues, djs=djs)
+        if turn.item is not None and turn.dj is not None:
+            _start_track(b, session, turn.item, turn.dj, turn.dj, turn.passes)
         return
     upcoming = next_item(session)
     if upcoming is not None:

@@ -101,6 +101,28 @@ class QueueFull(ProtocolError):
     http_status = 409
 
 
+class RecentlyPlayed(ProtocolError):
+    """The track started in this room within the session's repeat window (PROTOCOL.md "Repeat
+    guard"); the error carries when, as ``last_played_at`` (ms)."""
+
+    code = "recently_played"
+    http_status = 409
+
+    def __init__(self, message: str, *, last_played_at: int | None = None, field: str | None = "track"):
+        super().__init__(message, field=field, details={"last_played_at": last_played_at})
+        self.last_played_at = last_played_at
+
+    def to_body(self) -> dict[str, Any]:
+        body = super().to_body()
+        body["last_played_at"] = self.last_played_at
+        return body
+
+
+class TrackTooLong(ProtocolError):
+    code = "track_too_long"
+    http_status = 400
+
+
 class Internal(ProtocolError):
     code = "internal"
     http_status = 500
@@ -128,6 +150,9 @@ def error_from_body(body: dict[str, Any], http_status: int | None = None) -> Pro
     details = body.get("details") if isinstance(body.get("details"), dict) else None
     if code == "rate_limited":
         return RateLimited(message, retry_after_ms=int(body.get("retry_after_ms", 0)))
+    if code == "recently_played":
+        last = body.get("last_played_at")
+        return RecentlyPlayed(message, last_played_at=last if isinstance(last, int) else None)
     kind = _BY_CODE.get(code, Internal)
     for candidate in _subclasses(kind):  # 422 ValidationFailed, 503 ServiceUnavailable
         if candidate.code == code and candidate.http_status == http_status:

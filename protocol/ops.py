@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
@@ -73,10 +73,19 @@ def parse_envelope(message: Any) -> Envelope:
     return Envelope(op, ref, data)
 
 
+# What an op's data needs looked up before it reaches its room (server/live/prepare.py does it):
+NEW_ID = "new_id"  # the id of what it creates (chosen outside the rules, so they stay pure)
+TRACK = "track"  # its ``track`` resolved to a stored track row
+MENTIONS = "mentions"  # the @usernames in its ``text``, as user ids
+MESSAGES = "messages"  # the messages it names (``message_id``, ``reply_to``) the room may not hold
+TARGET_ROLE = "target_role"  # the role in the room of the user it names (``user_id``)
+
+
 class _OpData(BaseModel):
     # strict: an ill-typed field ("60" for seconds, true for a ratio, bytes for text) is refused,
     # never coerced (PROTOCOL.md "Errors"); ints are still accepted where a float is asked for.
     model_config = ConfigDict(extra="ignore", frozen=True, strict=True)
+    needs: ClassVar[frozenset[str]] = frozenset()
 
 
 class NoData(_OpData):
@@ -84,6 +93,7 @@ class NoData(_OpData):
 
 
 class ChatSendData(_OpData):
+    needs = frozenset({NEW_ID, TRACK, MENTIONS, MESSAGES})
     text: StrictStr  # bounded by the 64 KiB frame; 1-2000 characters after trimming (below)
     reply_to: MessageId | None = None
     track: TrackInput | None = None
@@ -99,29 +109,63 @@ class ChatSendData(_OpData):
 
 
 class MessageRefData(_OpData):
+    needs = frozenset({MESSAGES})
     message_id: MessageId
 
 
 class ReactData(_OpData):
+    needs = frozenset({MESSAGES})
     message_id: MessageId
     emoji: Emoji
 
 
 class PinTrackData(_OpData):
+    needs = frozenset({TRACK})
     track: TrackInput | None
 
 
+# Session settings (PROTOCOL.md "Fairness, history and personal blocks"): their bounds, once.
+RepeatWindow = Annotated[int, Field(ge=0, le=604_800)]  # s; 0 = off
+AfkLimit = Annotated[int, Field(ge=0, le=86_400)]  # s; 0 = off
+MaxTrack = Annotated[int, Field(ge=0, le=7_200)]  # s; 0 = off
+MaxQueue = Annotated[int, Field(ge=1, le=500)]  # items per DJ
+SkipRatio = Annotated[float, Field(ge=0.1, le=1.0)]
+
+
 class SessionStartData(_OpData):
+    needs = frozenset({NEW_ID})
     mode: Literal["fan", "artist", "public"]
-    skip_ratio: float = Field(default=0.5, ge=0.1, le=1.0)
+    skip_ratio: SkipRatio = 0.5
+    repeat_window_s: RepeatWindow = 7200
+    afk_limit_s: AfkLimit = 1800
+    max_track_s: MaxTrack = 900
+    max_queue: MaxQueue = 50
+
+
+class SessionUpdateData(_OpData):
+    skip_ratio: SkipRatio | None = None
+    repeat_window_s: RepeatWindow | None = None
+    afk_limit_s: AfkLimit | None = None
+    max_track_s: MaxTrack | None = None
+    max_queue: MaxQueue | None = None
+
+    def changes(self) -> dict[str, Any]:
+        return {k: v for k, v in self.model_dump().items() if v is not None}
 
 
 class QueueAddData(_OpData):
+    needs = frozenset({NEW_ID, TRACK})
     track: TrackInput
+    force: bool = False  # a moderator's pass past the repeat guard
 
 
 class ItemRefData(_OpData):
     item_id: MessageId
+
+
+class VoteSkipData(_OpData):
+    item_id: MessageId
+    reason: StrictStr | None = Field(default=None, min_length=1, max_length=100)
 
 
 class VoteData(_OpData):
@@ -130,20 +174,30 @@ class VoteData(_OpData):
 
 
 class UserRefData(_OpData):
+    needs = frozenset({TARGET_ROLE})
     user_id: MessageId
 
 
+class MoveDjData(_OpData):
+    needs = frozenset({TARGET_ROLE})
+    user_id: MessageId
+    position: int = Field(ge=1, le=25)  # 1 = the next turn after the active DJ's
+
+
 class MuteData(_OpData):
+    needs = frozenset({TARGET_ROLE})
     user_id: MessageId
     seconds: int = Field(ge=1, le=604_800)
 
 
 class KickData(_OpData):
+    needs = frozenset({TARGET_ROLE})
     user_id: MessageId
     reason: StrictStr | None = Field(default=None, max_length=500)
 
 
 class BanData(_OpData):
+    needs = frozenset({TARGET_ROLE})
     user_id: MessageId
     seconds: int | None = Field(default=None, ge=1, le=10 * 365 * 86_400)
     reason: StrictStr | None = Field(default=None, max_length=500)
@@ -159,15 +213,17 @@ OP_DATA: dict[str, type[_OpData]] = {
     "chat.unpin": MessageRefData,
     "room.pin_track": PinTrackData,
     "session.start": SessionStartData,
+    "session.update": SessionUpdateData,
     "session.stop": NoData,
     "dj.join": NoData,
     "dj.leave": NoData,
     "queue.add": QueueAddData,
     "queue.remove": ItemRefData,
     "vote": VoteData,
-    "vote.skip": ItemRefData,
+    "vote.skip": VoteSkipData,
     "mod.skip": NoData,
     "mod.remove_dj": UserRefData,
+    "mod.move_dj": MoveDjData,
     "mod.clear_queue": NoData,
     "mod.mute": MuteData,
     "mod.unmute": UserRefData,

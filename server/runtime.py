@@ -169,7 +169,15 @@ async def run_services(
     gateway_sockets: list[LiveGateway] = []
     node = ClusterNode(leases, sockets=lambda: sum(g.open_sockets for g in gateway_sockets))
     owner = OwnerSide(bus, ctx.rooms, ctx.sanctions, beat_s)
-    edges = EdgeSide(bus, ctx.rooms, leases, node_id, beat_s=beat_s, coalesce_s=settings.coalesce_ms / 1000)
+    edges = EdgeSide(
+        bus,
+        ctx.rooms,
+        leases,
+        node_id,
+        beat_s=beat_s,
+        coalesce_s=settings.coalesce_ms / 1000,
+        blocks=user_sockets.blocks,
+    )
     cluster = Cluster(bus, node, owner, edges, user_sockets, ctx.sanctions, ctx.blocks)
     ctx.sanctions.announce = cluster.announce_sanction
     await node.start()
@@ -199,6 +207,7 @@ async def run_services(
                     ownership=node,
                     relay=owner.relay,
                     on_actor=owner.on_actor,
+                    blocks=user_sockets.blocks,
                 )
                 node.registry = owner.registry = registry
                 ctx.registry, ctx.user_sockets, ctx.cluster, ctx.leases = (

@@ -198,7 +198,9 @@ class _Rows:
     """A batch's rows being gathered, per statement, plus what folds several events into one row."""
 
     def __init__(self) -> None:
-        self.rows: dict[str, list[tuple[Any, ...]]] = {kind: [] for kind in (*_STATEMENTS, *_AFTER_STATEMENTS)}
+        self.rows: dict[str, list[tuple[Any, ...]]] = {
+            kind: [] for kind in (*_STATEMENTS, *_AFTER_STATEMENTS)
+        }
         self.reactions: OrderedDict[tuple[str, str, str], tuple[bool, int]] = OrderedDict()
         self.pins: dict[str, list[str]] = {}
         self.room_updates: dict[str, dict[str, Any]] = {}
@@ -229,7 +231,10 @@ def _chat_message(out: _Rows, room_id: str, e: Event) -> None:
     about = {"room_id": room_id, "message_id": d["id"]}
     out.rows["mention_notes"].extend((room_id, e.seq, uid, d["user_id"], about) for uid in d["mentions"])
     if d["reply_to"]:
-        out.add("reply_notes", (room_id, e.seq, d["reply_to"], d["user_id"], {**about, "parent_id": d["reply_to"]}))
+        out.add(
+            "reply_notes",
+            (room_id, e.seq, d["reply_to"], d["user_id"], {**about, "parent_id": d["reply_to"]}),
+        )
 
 
 def _chat_deleted(out: _Rows, room_id: str, e: Event) -> None:
@@ -517,11 +522,13 @@ async def _notify_dj_live(
     wanted: list[NoteRow] = []
     told: set[tuple[str, str]] = set()  # one per follower and DJ, even for two starts in a batch
     for r in found:
-        room_id, seq, dj_id, item_id = starts[r["k"] - 1]
+        room_id, _, dj_id, item_id = starts[r["k"] - 1]
         if (r["user_id"], dj_id) in told:
             continue
         told.add((r["user_id"], dj_id))
-        wanted.append((r["user_id"], "dj_live", dj_id, {"room_id": room_id, "dj_id": dj_id, "item_id": item_id}))
+        wanted.append(
+            (r["user_id"], "dj_live", dj_id, {"room_id": room_id, "dj_id": dj_id, "item_id": item_id})
+        )
     by_item = {r[3]: (r[0], r[1]) for r in starts}
     for user_id, note in await create_notifications(conn, wanted):
         out.notes.setdefault(by_item[note["data"]["item_id"]], []).append((user_id, note))

@@ -334,7 +334,7 @@ class FieldSpec:
     """One field of an op's data, as its pydantic model declares it."""
 
     path: str  # dotted, within data
-    kind: str  # str, uuid, literal, int, float, model
+    kind: str  # str, uuid, literal, int, float, bool, model
     required: bool
     nullable: bool
     choices: tuple[str, ...] = ()
@@ -401,7 +401,7 @@ def fields_of(model: type[BaseModel], prefix: str = "") -> list[FieldSpec]:
             specs.append(FieldSpec(path, "model", required, nullable, model=annotation))
             specs += fields_of(annotation, f"{path}.")
         else:
-            kind = {str: "str", uuid.UUID: "uuid", int: "int", float: "float"}[annotation]
+            kind = {str: "str", uuid.UUID: "uuid", int: "int", float: "float", bool: "bool"}[annotation]
             specs.append(FieldSpec(path, kind, required, nullable, **found))
     return specs
 
@@ -422,6 +422,7 @@ def base_of(model: type[BaseModel]) -> dict[str, Any]:
                 "literal": spec.choices[0] if spec.choices else "",
                 "int": int(spec.ge) if spec.ge is not None else 1,
                 "float": float(spec.ge) if spec.ge is not None else 0.5,
+                "bool": False,
             }[spec.kind]
     return base
 
@@ -509,6 +510,10 @@ def faults(spec: FieldSpec, encoding: str) -> dict[str, st.SearchStrategy[Any]]:
         out["mistyped"] = none | non_numeric_text | non_integral | lists | dicts
     elif spec.kind == "float":
         out["mistyped"] = none | non_numeric_text | lists | dicts
+    elif spec.kind == "bool":
+        out["mistyped"] = (
+            none | st.integers(*INT64).filter(lambda n: n not in (0, 1)) | non_numeric_text | lists | dicts
+        )
     elif spec.kind == "model":
         out["mistyped"] = none | st.booleans() | st.integers(*INT64) | st.text(max_size=12) | lists
         assert spec.model is not None
@@ -560,6 +565,9 @@ def lookalikes(spec: FieldSpec, encoding: str) -> dict[str, st.SearchStrategy[An
         lo_f, hi_f = spec.ge if spec.ge is not None else 0.0, spec.le if spec.le is not None else 1.0
         out["numeric_string"] = st.floats(lo_f, hi_f).map(str)
         out["boolean"] = st.just(True) if lo_f <= 1 <= hi_f else st.booleans()
+    if spec.kind == "bool":
+        out["number"] = st.sampled_from([0, 1])
+        out["string"] = st.sampled_from(["true", "false", "1", "0"])
     if spec.kind == "str" and encoding == "msgpack" and spec.pattern is None:
         valid = VALID_STR.get(spec.path.rpartition(".")[2], "x" * max(spec.min_len or 1, 1))
         out["bytes"] = st.just(valid.encode())

@@ -95,7 +95,8 @@ async def test_an_evening_of_tracks_plays_by_the_clock(autojump_clock: trio.test
         await nursery.start(actor.run)
         for conn, user, role in ((owner, "owner", "owner"), (ana, "ana", "member"), (ben, "ben", "member")):
             await actor.send(Request(Join(conn.conn_id, user, user, role), conn=conn))
-        await actor.send(op(1, "session.start", {"mode": "fan"}, 1))
+        # DJs who queue once and then sit still for 160 minutes: no away-from-ops limit here
+        await actor.send(op(1, "session.start", {"mode": "fan", "afk_limit_s": 0}, 1))
         await actor.send(op(2, "dj.join", {}, 2))
         await actor.send(op(3, "dj.join", {}, 3))
         n = 10

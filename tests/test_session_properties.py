@@ -38,6 +38,8 @@ ROLES = {OWNER: "owner", MOD: "moderator", **dict.fromkeys(MEMBERS, "member")}
 ARTISTS = {OWNER}  # artist mode can be started by the owner only (the moderator is no artist)
 MODES = ("fan", "artist", "public")
 MAX_SOCKETS = 3
+# Session settings that switch off the fairness rules this file's model does not know.
+OLD_RULES = {"afk_limit_s": 0, "repeat_window_s": 0, "max_track_s": 0, "max_queue": 500}
 NO_SOCKET = -1  # the conn id an op gets from a user with no socket open (decide says unauthorized)
 
 
@@ -109,6 +111,7 @@ class Room:
         self.ended: set[str] = set()
         self.current_op: str | None = None  # the op being applied and settled, if any
         self.away_at: dict[str, int] = {}  # user -> when their last socket closed
+        self.since: dict[str, int] = {}  # user -> when their first socket (of those open) opened
         self.join_no: dict[str, int] = {}  # DJ -> when they (last) joined the rotation
         self.last_turn = 0  # join number of the DJ who last got a turn
         self.passes: dict[str, int] = {}  # DJ -> turns passed over in a row
@@ -154,6 +157,8 @@ class Room:
             return
         conn = self.next_conn
         self.next_conn += 1
+        if not self.sockets[user]:
+            self.since[user] = self.now
         self.sockets[user].append(conn)
         self.away_at.pop(user, None)
         self.run(Join(conn, user, user, self.roles[user], False, user in ARTISTS))
@@ -171,8 +176,12 @@ class Room:
         new_id = str(uuid.UUID(int=self._ids))
         socks = self.sockets[user]
         conn = socks[self._ids % len(socks)] if socks else NO_SOCKET
+        if (
+            op == "session.start"
+        ):  # the rules of issue 18 (away, repeat, length, queue size) have tests of their own
+            data = {**OLD_RULES, **(data or {})}
         d = self.decide(Op(conn, op, parse_op_data(op, data or {}), new_id, context))
-        if op == "dj.join" and d.events:
+        if op == "dj.join" and any(e.name == "dj.rotation" for e in d.events):
             self.join_no[user] = self._ids
         # accepted: record votes before the events are applied (a skip vote may end the track at once)
         if op == "vote":
@@ -222,7 +231,12 @@ class Room:
         return [e for e in self.events if e.seq is not None]
 
     def listeners(self, exclude: str) -> int:
-        return sum(1 for u, socks in self.sockets.items() if socks and u != exclude)
+        """Present for 30 s or more (PROTOCOL.md "Skip"), the DJ left out."""
+        return sum(
+            1
+            for u, socks in self.sockets.items()
+            if socks and u != exclude and self.now - self.since[u] >= 30_000
+        )
 
     def skips_needed(self, session: Session, dj: str) -> int:
         return max(2, math.ceil(session.skip_ratio * self.listeners(dj) - 1e-9))
@@ -240,7 +254,7 @@ class Room:
             self.last_turn = 0
         if event.name == "dj.rotation" and "joined" in event.meta:
             self.passes[event.meta["joined"]] = 0
-        turn = event.name == "track.started" or (event.name == "dj.rotation" and "removed" in event.meta)
+        turn = event.name == "track.started" or (event.name == "dj.rotation" and "passes" in event.meta)
         if not turn or session is None or session.mode != "fan":
             return
         order = sorted(session.djs, key=lambda dj: (self.join_no[dj] <= self.last_turn, self.join_no[dj]))
@@ -250,8 +264,12 @@ class Room:
         passed = order[: order.index(dj)]  # empty-handed or away: passed over
         out = [d for d in passed if self.passes[d] + 1 >= MAX_PASSES]
         if event.name == "dj.rotation":  # third pass in a row: out of the rotation, before the track
-            assert event.meta["removed"] == out
-            assert event.data == {"djs": [d for d in session.djs if d not in out], "active": dj}
+            assert event.data["removed"] == [{"user_id": d, "reason": "passed"} for d in out]
+            assert event.data == {
+                "djs": [d for d in session.djs if d not in out],
+                "active": dj,
+                "removed": event.data["removed"],
+            }
             return
         assert not out, f"{out} passed over {MAX_PASSES} times in a row but still in the rotation"
         for d in passed:
@@ -270,7 +288,7 @@ class Room:
         elif event.name == "queue.updated":
             self.seen_queue = {i["item_id"]: i["added_by"] for i in d["queue"]}
         elif event.name == "dj.rotation":
-            self.seen_rotation = dict(d)
+            self.seen_rotation = {"djs": d["djs"], "active": d["active"]}
         elif event.name == "track.started":
             self.seen_queue.pop(d["item"]["item_id"], None)
             self.seen_playing = d["item"]["item_id"]
@@ -290,7 +308,10 @@ class Room:
             assert session is not None
             assert event.data["queue"] == [i.wire() for i in session.play_order()]
         elif event.name == "dj.rotation":
-            assert session is not None and event.data == session.rotation_wire()
+            assert session is not None and {**event.data, "removed": None} == {
+                **session.rotation_wire(),
+                "removed": None,
+            }
         elif event.name == "vote.tally":  # the counts as they stand after the vote
             assert session is not None
             item_id = event.data["item_id"]
@@ -386,9 +407,11 @@ class Room:
             assert {dj: session.passes.get(dj, 0) for dj in session.djs} == {
                 dj: self.passes[dj] for dj in session.djs
             }
-            for owner, items in session.queues.items():
-                assert owner in session.djs or not items, f"{owner} queues but is no DJ"
+            for owner, items in session.queues.items():  # a DJ who left keeps theirs for the session
                 assert all(i.added_by == owner for i in items)
+            assert {i.added_by for i in session.play_order()} <= set(session.djs), (
+                "a non-DJ's track would play"
+            )
         else:
             assert set(session.queues) <= {""}
         if session.mode == "public":
@@ -737,8 +760,10 @@ def test_a_dj_passed_out_with_queued_items_is_followed_by_queue_updated() -> Non
         room.advance(1000)
     session = room.state.session
     assert session is not None and ben not in session.djs  # passed over 3 times: out (this is right)
-    assert not any(i.added_by == ben for i in session.all_items())
-    out = next(e for e in room.events if e.name == "dj.rotation" and "removed" in e.meta)
+    assert not any(i.added_by == ben for i in session.play_order())  # out of the play order ...
+    assert len(session.queue(ben)) == 2  # ... but kept for the session (PROTOCOL.md "Away DJs")
+    out = next(e for e in room.events if e.name == "dj.rotation" and e.data["removed"])
+    assert out.data["removed"] == [{"user_id": ben, "reason": "passed"}]
     after = room.events[room.events.index(out) :]
     assert any(e.name == "queue.updated" for e in after), "no queue.updated after the pass-out"
     room.check()

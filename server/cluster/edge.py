@@ -18,6 +18,7 @@ from typing import Any
 
 import trio
 
+from actors.blocks import BlockIndex
 from actors.fanout import Fanout
 from actors.moderation_rules import CLOSE_KICKED
 from actors.ports import Subscriber
@@ -43,7 +44,7 @@ class RoomEdge:
     def __init__(self, room_id: str, side: EdgeSide) -> None:
         self.room_id = room_id
         self._side = side
-        self.fanout = Fanout(side.coalesce_s)
+        self.fanout = Fanout(side.coalesce_s, side.blocks)
         self._send, self._recv = trio.open_memory_channel[tuple[Any, ...]](math.inf)
         self.seq: int | None = None  # the last seq put out (to whoever was subscribed then)
         self.epoch = 0
@@ -256,8 +257,17 @@ class EdgeSide:
     """Every room this node serves as an edge."""
 
     def __init__(
-        self, bus: Bus, rooms: Rooms, leases: Leases, node_id: str, *, beat_s: float, coalesce_s: float
+        self,
+        bus: Bus,
+        rooms: Rooms,
+        leases: Leases,
+        node_id: str,
+        *,
+        beat_s: float,
+        coalesce_s: float,
+        blocks: BlockIndex | None = None,
     ) -> None:
+        self.blocks = blocks
         self.bus = bus
         self.rooms = rooms
         self.leases = leases

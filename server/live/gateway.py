@@ -234,7 +234,7 @@ class LiveGateway:
         )
         self._metrics.live_connections.inc()
         blocks = self._user_sockets.blocks
-        blocks.set(conn_id, admission.blocked)  # before the join: the welcome already hides them
+        blocks.assign(conn_id, admission.blocked)  # before the join: the welcome already hides them
         try:
             link = await self._enter(actor, admission, conn)
             if link is None:
@@ -251,7 +251,7 @@ class LiveGateway:
                 if admission.user_id is not None:
                     self._user_sockets.remove(admission.user_id, conn)
         finally:
-            blocks.set(conn_id, frozenset())
+            blocks.assign(conn_id, frozenset())
             self._metrics.live_connections.dec()
 
     async def _accept(

@@ -15,18 +15,7 @@ from pydantic import BaseModel
 
 from actors.room_actor import MAX_REPLAY, RoomActor
 from protocol.events import Event
-from protocol.ops import (
-    BanData,
-    ChatSendData,
-    KickData,
-    MessageRefData,
-    MuteData,
-    PinTrackData,
-    QueueAddData,
-    ReactData,
-    SessionStartData,
-    UserRefData,
-)
+from protocol.ops import MENTIONS, MESSAGES, NEW_ID, TARGET_ROLE, TRACK
 from storage.rooms import Rooms
 
 MENTION = re.compile(r"(?<![A-Za-z0-9_])@([A-Za-z0-9_]{3,30})(?![A-Za-z0-9_])")
@@ -48,35 +37,30 @@ def mentioned_usernames(text: str) -> list[str]:
 async def prepare(
     rooms: Rooms, actor: RoomActor, room_id: uuid.UUID, op: str, data: BaseModel
 ) -> tuple[str, dict[str, Any]]:
-    """The new object id and the context the op's ``decide`` will need."""
+    """The new object id and the context the op's ``decide`` will need: what its data class
+    declares it needs (``protocol.ops`` ``needs``), looked up here, never by the actor."""
+    needs: frozenset[str] = getattr(data, "needs", frozenset())
     context: dict[str, Any] = {}
-    new_id = ""
-    wanted: list[uuid.UUID] = []
-    if isinstance(data, ChatSendData):
-        new_id = str(uuid.uuid4())
-        if data.track is not None:
-            context["track"] = await rooms.upsert_track(data.track.spec())
-        names = mentioned_usernames(data.text)
+    new_id = str(uuid.uuid4()) if NEW_ID in needs else ""
+    if TRACK in needs:
+        track = getattr(data, "track", None)
+        if track is not None:
+            context["track"] = await rooms.upsert_track(track.spec())
+    if MENTIONS in needs:
+        names = mentioned_usernames(getattr(data, "text", ""))
         if names:
             context["mentions"] = await rooms.user_ids_by_username(names, room_id)
-        if data.reply_to is not None:
-            wanted.append(data.reply_to)
-    elif isinstance(data, MessageRefData | ReactData):
-        wanted.append(data.message_id)
-    elif isinstance(data, PinTrackData) and data.track is not None:
-        context["track"] = await rooms.upsert_track(data.track.spec())
-    elif isinstance(data, QueueAddData):
-        new_id = str(uuid.uuid4())
-        context["track"] = await rooms.upsert_track(data.track.spec())
-    elif isinstance(data, UserRefData | MuteData | KickData | BanData):
+    if TARGET_ROLE in needs:
         # None: no such user; the rule refuses it before anything is journaled (the log's and the
         # bans' foreign keys would otherwise fail the commit and restart the room)
-        context["target_role"] = await rooms.target_role(room_id, data.user_id)
-    elif isinstance(data, SessionStartData):
-        new_id = str(uuid.uuid4())
-    missing = [m for m in wanted if str(m) not in actor.state.messages]
-    if missing:
-        context["messages"] = await rooms.messages_by_id(room_id, missing)
+        target = getattr(data, "user_id", None)
+        if isinstance(target, uuid.UUID):
+            context["target_role"] = await rooms.target_role(room_id, target)
+    if MESSAGES in needs:
+        named = (getattr(data, "message_id", None), getattr(data, "reply_to", None))
+        missing = [m for m in named if m is not None and str(m) not in actor.state.messages]
+        if missing:
+            context["messages"] = await rooms.messages_by_id(room_id, missing)
     return new_id, context
 
 

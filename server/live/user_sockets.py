@@ -31,7 +31,7 @@ class UserSockets:
         """The user's blocks changed: their open sockets here hide exactly ``blocked`` from now on
         (PROTOCOL.md "Personal blocks": at once, no reconnect)."""
         for conn_id in self._by_user.get(user_id, {}):
-            self.blocks.set(conn_id, blocked)
+            self.blocks.assign(conn_id, blocked)
 
     def notify(self, user_id: str, message: dict[str, Any]) -> None:
         """Send ``message`` to each of the user's sockets (encoded once per encoding)."""
