@@ -48,6 +48,11 @@ CLOSE_INTERNAL = 1011
 CLOSE_RESTART = 1012  # the room moved to another node, or this node is restarting
 CLOSE_ROOM_DELETED = 4004
 
+# What showing an event does besides sending it (here and on every edge of the room): close the
+# named user's sockets, or every socket. tests/test_event_catalog.py checks the names.
+CLOSES_USER: dict[str, int] = {"user.kicked": CLOSE_KICKED, "user.banned": CLOSE_KICKED}
+CLOSES_ALL: dict[str, tuple[int, str]] = {"room.deleted": (CLOSE_ROOM_DELETED, "room deleted")}
+
 
 def wall_ms() -> int:
     return int(time.time() * 1000)
@@ -574,10 +579,12 @@ class RoomActor:
             fanout.to_all(wire, exclude=outcome.exclude)
             if relaying:
                 self._relaying.append((wire, event.seq, outcome.exclude))
-            if event.name in ("user.kicked", "user.banned"):
-                self._close_user(event.data["user_id"], CLOSE_KICKED, event.name.removeprefix("user."))
-            elif event.name == "room.deleted":
-                fanout.close_all(CLOSE_ROOM_DELETED, "room deleted")
+            code = CLOSES_USER.get(event.name)
+            if code is not None:
+                self._close_user(event.data["user_id"], code, event.name.removeprefix("user."))
+            closing = CLOSES_ALL.get(event.name)
+            if closing is not None:
+                fanout.close_all(*closing)
         if outcome.reply is not None:
             conn, message = outcome.reply
             fanout.to_one(conn, message)

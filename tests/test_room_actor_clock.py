@@ -133,3 +133,52 @@ async def test_an_evening_of_tracks_plays_by_the_clock(autojump_clock: trio.test
     for inbox in (owner, ana, ben):
         seen = [m["seq"] for m in inbox.messages if m.get("type") == "event" and "seq" in m]
         assert seen == [s for s in seqs if s > inbox.messages[0]["data"]["seq"]]
+
+
+async def test_a_silent_dj_leaves_at_their_turn_by_the_clock(autojump_clock: trio.testing.MockClock) -> None:
+    """Away from the room's ops for ``afk_limit_s``: removed when their turn comes, by the actor's
+    own clock; a DJ who keeps chatting plays on. Nothing but virtual time passes."""
+    journal = MemoryJournal(until_ended=6)
+    state = RoomState(RoomInfo("r", "r", "Room", "public", "public", "owner"))
+    actor = RoomActor("r", state, journal, ActorConfig(idle_s=60))
+    owner, ana, ben = Inbox(1), Inbox(2), Inbox(3)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(actor.run)
+        for conn, user, role in ((owner, "owner", "owner"), (ana, "ana", "member"), (ben, "ben", "member")):
+            await actor.send(Request(Join(conn.conn_id, user, user, role), conn=conn))
+        await actor.send(op(1, "session.start", {"mode": "fan", "afk_limit_s": 600}, 1))
+        await actor.send(op(2, "dj.join", {}, 2))
+        await actor.send(op(3, "dj.join", {}, 3))
+        n = 10
+        for dj in (2, 3):
+            for _ in range(5):  # five four-minute tracks each
+                n += 1
+                t: dict[str, Any] = {
+                    "provider": "spotify",
+                    "provider_id": f"{n:022d}",
+                    "title": f"T{n}",
+                    "artist": "A",
+                    "duration_ms": 240_000,
+                }
+                await actor.send(
+                    op(dj, "queue.add", {"track": t}, n, track={**t, "id": f"t{n}", "artwork_url": None})
+                )
+
+        async def ana_chats() -> None:
+            for k in range(12):  # every two minutes, for 24 minutes
+                await actor.send(op(2, "chat.send", {"text": f"hi {k}"}, 100 + k, mentions=[]))
+                await trio.sleep(120)
+
+        nursery.start_soon(ana_chats)
+        with trio.fail_after(3600):  # virtual time
+            await journal.done.wait()
+        nursery.cancel_scope.cancel()
+    started = [e.data["dj_id"] for e in journal.events if e.name == "track.started"]
+    # Ben (silent since he queued at 0) plays at 4 min; at 12 min his turn comes 12 min after his
+    # last op, past the 10 min limit: out, and Ana plays every turn after that.
+    assert started[:4] == ["ana", "ben", "ana", "ana"]
+    removal = next(e for e in journal.events if e.name == "dj.rotation" and e.data["removed"])
+    assert removal.data["removed"] == [{"user_id": "ben", "reason": "afk"}]
+    assert removal.data["djs"] == ["ana"]
+    assert removal.at - journal.events[0].at == 12 * 60_000
+    assert state.session is not None and len(state.session.queue("ben")) == 4  # kept for the session

@@ -20,9 +20,8 @@ import trio
 
 from actors.blocks import BlockIndex
 from actors.fanout import Fanout
-from actors.moderation_rules import CLOSE_KICKED
 from actors.ports import Subscriber
-from actors.room_actor import CLOSE_RESTART, CLOSE_ROOM_DELETED, MAX_REPLAY
+from actors.room_actor import CLOSE_RESTART, CLOSES_ALL, CLOSES_USER, MAX_REPLAY
 from server.cluster.bus import Bus, BusError, BusMessage, NoResponders, Subscription
 from server.cluster.owner import MISSED_BEATS
 from server.cluster.wire import events_subject, ops_subject, pack, unpack
@@ -158,14 +157,16 @@ class RoomEdge:
         self.fanout.to_all(wire, exclude=exclude)
         self._ring.append((seq, wire))
         self.seq = seq
-        name = wire.get("name")
-        if name in ("user.kicked", "user.banned"):
+        name = str(wire.get("name"))
+        code = CLOSES_USER.get(name)
+        if code is not None:
             target = wire.get("data", {}).get("user_id")
             for conn, user_id in list(self.conns.values()):
                 if user_id is not None and user_id == target:
-                    self.fanout.close(conn, CLOSE_KICKED, str(name).removeprefix("user."))
-        elif name == "room.deleted":
-            self._close_everyone(CLOSE_ROOM_DELETED, "room deleted")
+                    self.fanout.close(conn, code, name.removeprefix("user."))
+        closing = CLOSES_ALL.get(name)
+        if closing is not None:
+            self._close_everyone(*closing)
 
     async def owner_gone(self) -> bool:
         """Whether the owner this edge follows no longer holds the room (a paused or cut-off node
