@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from bench import fanout_peer, overload, restart_resume, takeover, workers_compare
+from bench import fanout_blocks, fanout_peer, overload, restart_resume, takeover, workers_compare
 from bench.affinity import describe, pin, split_cpus
 from bench.control import OpFailed
 from bench.coordinator import Coordinator, WorkerFailed
@@ -118,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = scenarios.add_parser("rest-peer", help=rest_peer_help, description=rest_peer_help)
     add_rest_peer_arguments(sub)
     fanout_peer.register(scenarios, common)
+    fanout_blocks.register(scenarios, common)
     return parser
 
 
@@ -313,7 +314,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return restart_resume.main(args)
     if args.scenario == "rest-peer":
         return main_rest_peer(args)
-    if args.scenario in ("workers-compare", "overload", fanout_peer.NAME):
+    if args.scenario in ("workers-compare", "overload", fanout_peer.NAME, fanout_blocks.NAME):
         args.spawn = True
     if args.spawn == bool(args.http or args.live) or (not args.spawn and not (args.http and args.live)):
         parser.error("give either --spawn, or both --http and --live")
@@ -329,6 +330,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.json is not None:
                 args.json.write_text(json.dumps(both, indent=2) + "\n")
             return 0
+        if args.scenario == fanout_blocks.NAME:
+            fanout_blocks.check(args)  # bad options stop here, before any server starts
+            both = asyncio.run(fanout_blocks.run(args, progress, run_bench))
+            print(fanout_blocks.format_compare(both["runs"], both["comparison"]))
+            if args.json is not None:
+                args.json.write_text(json.dumps(both, indent=2) + "\n")
+            return 1 if both["comparison"]["failures"] else 0
         if args.scenario == "overload":
             overload.rates(args)  # bad options stop here, before any server starts
             done = asyncio.run(run_overload(args, progress))
@@ -355,4 +363,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(format_table(report))
     if args.json is not None:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
-    return 0
+    # A broken rule the scenario checks (personal blocks: a blocked sender's message in full).
+    return 1 if report["results"].get("blocks_ok") is False else 0

@@ -321,6 +321,8 @@ def format_compare(runs: dict[str, dict[str, Any]], comparison: dict[str, Any]) 
 async def run(
     args: argparse.Namespace, progress: ProgressBar, run_bench: RunBench, commit: str | None
 ) -> dict[str, Any]:
+    if args.blockers:
+        raise SystemExit("fanout-peer: --blockers needs accounts, which the node peer does not have")
     if args.only != "seda":
         ensure_installed(args.node)
     # Taken before the seda run, which pins this process to the harness's CPUs.

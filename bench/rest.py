@@ -88,6 +88,28 @@ class RestApi:
         )
         return str(body["id"])
 
+    async def block(self, token: str, user_id: str) -> None:
+        """The token's user blocks ``user_id`` (personal blocks; already blocked is fine)."""
+        await self._json(
+            await self.client.post(
+                "/api/v1/me/blocks", json={"user_id": user_id}, headers={"Authorization": f"Bearer {token}"}
+            ),
+            200,
+            201,
+        )
+
+    async def unblock(self, token: str, user_id: str) -> None:
+        """The token's user no longer blocks ``user_id`` (not blocking it is fine: 404)."""
+        response = await self.client.delete(
+            f"/api/v1/me/blocks/{user_id}", headers={"Authorization": f"Bearer {token}"}
+        )
+        if response.status_code not in (204, 404) or (
+            response.status_code == 404 and "block" not in response.text
+        ):
+            raise SetupFailed(
+                f"DELETE /api/v1/me/blocks/{user_id}: HTTP {response.status_code} {response.text[:300]}"
+            )
+
     async def get(self, path: str) -> httpx.Response:
         return await self.client.get(path)
 

@@ -29,6 +29,7 @@ from collections import Counter
 from typing import Any
 
 from bench.roles.base import Role, Window, WorkerContext
+from bench.roles.blocks import Blockers, StampSenders
 from bench.roles.joiners import Joiners
 from bench.roles.listeners import Listeners
 from bench.roles.notifications import MentionSenders, Notified
@@ -47,6 +48,8 @@ ROLE_KINDS: dict[str, type[Role]] = {
     "rest": RestReaders,
     "mention_senders": MentionSenders,
     "notified": Notified,
+    "blockers": Blockers,
+    "stamp_senders": StampSenders,
 }
 PROGRESS_EVERY_S = 0.25
 

@@ -21,6 +21,7 @@ from bench.wsclient import ConnectFailed, WsClient, connect
 
 RETRY_DELAY_S = 0.05
 MAX_RECONNECT_ATTEMPTS = 20
+_STUB = b'"hidden":true'  # in a chat.message: a blocked author's stub (personal blocks)
 
 
 class ClientState:
@@ -67,6 +68,9 @@ class ListenerSocket(WsClient):
         group.last_delivery_ns = now
         if sent_ns:
             group.latencies.append(now - sent_ns)
+        elif _STUB in payload:
+            # A blocked author's stub (personal blocks) for a socket that blocks nobody.
+            group.tally.counters["stubs_unexpected"] += 1
 
     def on_decoded(self, message: dict[str, Any]) -> None:
         kind = message.get("type")
@@ -78,9 +82,12 @@ class ListenerSocket(WsClient):
                 now = time.time_ns()
                 self.group.deliveries += 1
                 self.group.last_delivery_ns = now
-                sent_ns = stamp_of(message.get("data", {}).get("text"))
+                data = message.get("data", {})
+                sent_ns = stamp_of(data.get("text"))
                 if sent_ns:
                     self.group.latencies.append(now - sent_ns)
+                elif data.get("hidden") is True:
+                    self.group.tally.counters["stubs_unexpected"] += 1
             else:
                 self.on_event(message)
         elif kind == "reply":

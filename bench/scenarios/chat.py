@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 from typing import Any
 
 from bench.coordinator import RunOutcome, RunPlan
+from bench.roles.blocks import stub_latencies
 from bench.scenarios.base import Scenario, ScenarioResult, SetupEnv, deal, share
+from bench.stats import Summary
 
 SENDER_USERS_MAX = 10
 
@@ -109,6 +112,19 @@ class FanoutScenario(Scenario):
         parser.add_argument("--listeners", type=int, default=1000, help="guest listeners (1000)")
         parser.add_argument("--senders", type=int, default=10, help="authenticated senders (10)")
         parser.add_argument("--rate", type=float, default=5.0, help="messages/s per sender (5)")
+        parser.add_argument(
+            "--blockers",
+            type=int,
+            default=0,
+            help="of the --listeners, this many are registered users who block every sender "
+            "(personal blocks: they get each message as a stub); the rest are guests (0)",
+        )
+        parser.add_argument(
+            "--blocks",
+            action=argparse.BooleanOptionalAction,
+            default=True,
+            help="--no-blocks: the --blockers listen as registered users but block nobody (the control)",
+        )
         add_chat_arguments(parser)
 
     def params(self) -> dict[str, Any]:
@@ -120,29 +136,55 @@ class FanoutScenario(Scenario):
             "messages": a.messages,
             "size": a.size,
             "honour_retry_after": a.honour_retry_after,
+            "blockers": a.blockers if a.blocks else 0,
+            "registered_listeners": a.blockers,
         }
 
     def describe(self) -> str:
         a = self.args
         offered = a.senders * a.rate * a.listeners
-        return (
+        text = (
             f"1 room x {a.listeners:,} listeners; {a.senders} senders x {a.rate:g} msg/s "
             f"(offered {offered:,.0f} deliveries/s)"
         )
+        if a.blockers and a.blocks:
+            text += f"; {a.blockers} listeners block the senders"
+        elif a.blockers:
+            text += f"; {a.blockers} listeners registered, blocking nobody"
+        return text
 
     async def setup(self, env: SetupEnv) -> RunPlan:
         a = self.args
-        users = await env.users.take(a.senders)
-        room = await env.api.create_room(users[0].token, f"bench fanout {env.tag}")
-        listeners = share(a.listeners, env.procs)
-        senders = deal([u.token for u in users], env.procs)
+        if not 0 <= a.blockers <= a.listeners:
+            raise SystemExit("--blockers must be between 0 and --listeners")
+        users = await env.users.take(a.senders + a.blockers)
+        senders, blockers = users[: a.senders], users[a.senders :]
+        room = await env.api.create_room(senders[0].token, f"bench fanout {env.tag}")
+        sender_ids = [u.user_id for u in senders]
+        # Before anyone connects: a socket learns its user's blocks when it joins. Unblocking
+        # in the control run undoes the blocks of an earlier run against the same database.
+        change = env.api.block if a.blocks else env.api.unblock
+        await asyncio.gather(*(change(user.token, blocked) for user in blockers for blocked in sender_ids))
+        listeners = share(a.listeners - a.blockers, env.procs)
+        blocker_hands = deal(blockers, env.procs)
+        sender_hands = deal([u.token for u in senders], env.procs)
+        sender_kind = "stamp_senders" if a.blockers else "senders"
         workers: list[list[dict[str, Any]]] = []
         for index in range(env.procs):
             roles: list[dict[str, Any]] = []
             if listeners[index]:
                 roles.append(listeners_role(room, listeners[index], a))
-            if senders[index]:
-                roles.append(senders_role(room, senders[index], a, env.drain_s))
+            if blocker_hands[index]:
+                roles.append(
+                    {
+                        **listeners_role(room, len(blocker_hands[index]), a),
+                        "kind": "blockers",
+                        "tokens": [u.token for u in blocker_hands[index]],
+                        "blocked": sender_ids if a.blocks else [],
+                    }
+                )
+            if sender_hands[index]:
+                roles.append(senders_role(room, sender_hands[index], a, env.drain_s, kind=sender_kind))
             workers.append(roles)
         return RunPlan(
             workers,
@@ -152,7 +194,48 @@ class FanoutScenario(Scenario):
         )
 
     def results(self, outcome: RunOutcome) -> ScenarioResult:
-        return delivery_result(outcome, self.args.listeners)
+        result = delivery_result(outcome, self.args.listeners)
+        a = self.args
+        counters = outcome.tally.counters
+        if not a.blockers and not counters["stubs_unexpected"]:
+            return result
+        blockers = a.blockers if a.blocks else 0
+        owed = counters["acked"] * blockers
+        stubs, leaked = counters["stubs"], counters["blocked_full"]
+        malformed, unexpected = counters["stubs_malformed"], counters["stubs_unexpected"]
+        ok = leaked == 0 and malformed == 0 and unexpected == 0 and stubs >= owed
+        latencies, unmatched = stub_latencies(outcome.tally.marks)
+        summary = Summary.of(latencies)
+        who = (
+            f"{blockers:,} of {a.listeners:,} listeners block the {a.senders} sender(s)"
+            if blockers
+            else f"nobody blocks ({a.blockers:,} registered listeners)"
+        )
+        result.rows.append(
+            (
+                "personal blocks",
+                f"{'OK' if ok else 'FAILED'}: {who}; stubs {stubs:,} of {owed:,} owed "
+                f"(acked x blockers); full messages of a blocked sender {leaked:,}; "
+                f"malformed stubs {malformed:,}; stubs to sockets blocking nobody {unexpected:,}",
+            )
+        )
+        result.fields.update(
+            {
+                "blockers": blockers,
+                "registered_listeners": a.blockers,
+                "stubs": stubs,
+                "stubs_owed": owed,
+                "blocked_full": leaked,
+                "stubs_malformed": malformed,
+                "stubs_unexpected": unexpected,
+                "stubs_without_send_time": unmatched,
+                "stub_delivery_ms": summary.to_json() if summary else None,
+                "blocks_ok": ok,
+            }
+        )
+        if latencies:
+            result.latency["delivery (stub)"] = latencies
+        return result
 
 
 class RoomsScenario(Scenario):
