@@ -248,8 +248,17 @@ class MessageOut(BaseModel):
     seq: int
 
 
+class HiddenMessageOut(BaseModel):
+    """A message by someone the reader blocks: only where it was (PROTOCOL.md "Personal blocks")."""
+
+    id: str
+    user_id: str
+    hidden: Literal[True]
+    seq: int
+
+
 class MessagePage(BaseModel):
     """A page of chat history, newest first."""
 
-    items: list[MessageOut]
+    items: list[MessageOut | HiddenMessageOut]
     next_cursor: str | None

@@ -3,8 +3,8 @@
 :func:`create_notifications` runs inside whatever transaction writes the cause
 (a follow, a chat message in the journal's batch, a level up, a join request),
 so a notification exists exactly when its cause does. It skips a user's own
-acts and the types they switched off, and returns what it created so the caller
-can push each one live after the commit.
+acts, the types they switched off and the acts of anyone they block, and returns
+what it created so the caller can push each one live after the commit.
 """
 
 from __future__ import annotations
@@ -53,6 +53,8 @@ async def create_notifications(
                        WHERE EXISTS (SELECT 1 FROM users WHERE id = x.u)
                          AND NOT EXISTS (SELECT 1 FROM notification_preferences p
                                          WHERE p.user_id = x.u AND p.type = x.t AND NOT p.enabled)
+                         AND NOT EXISTS (SELECT 1 FROM user_blocks b
+                                         WHERE b.blocker_id = x.u AND b.blocked_id = x.a)
                        ORDER BY x.k
                        RETURNING *)
             SELECT {_SELECT} FROM n LEFT JOIN users a ON a.id = n.actor_id

@@ -149,14 +149,28 @@ async def _load_seed(conn: asyncpg.Connection, room_id: uuid.UUID) -> RoomSeed |
     )
 
 
-_MESSAGE_SELECT = f"""SELECT m.id, m.user_id, u.username, m.text, m.parent_id, m.mentions, m.seq,
+def _message_select(reader: str | None = None) -> str:
+    """The select of messages with their reactions. With ``reader`` (the SQL parameter of a user
+    id, or of null): also ``hidden``, whether the reader blocks the author, and the reactions
+    without those of anyone the reader blocks (PROTOCOL.md "Personal blocks")."""
+    hidden, unblocked = "", ""
+    if reader is not None:
+        hidden = f""", EXISTS (SELECT 1 FROM user_blocks b
+                               WHERE b.blocker_id = {reader} AND b.blocked_id = m.user_id) AS hidden"""
+        unblocked = f"""AND NOT EXISTS (SELECT 1 FROM user_blocks b
+                                        WHERE b.blocker_id = {reader} AND b.blocked_id = r.user_id)"""
+    return f"""SELECT m.id, m.user_id, u.username, m.text, m.parent_id, m.mentions, m.seq,
                       m.created_at, m.deleted_at IS NOT NULL AS deleted, {TRACK_COLUMNS},
                       coalesce((SELECT jsonb_object_agg(emoji, users) FROM (
                           SELECT emoji, jsonb_agg(r.user_id::text ORDER BY r.created_at, r.user_id) AS users
-                          FROM message_reactions r WHERE r.message_id = m.id GROUP BY emoji) g), '{{}}')
-                          AS reactions
+                          FROM message_reactions r WHERE r.message_id = m.id {unblocked} GROUP BY emoji) g),
+                          '{{}}') AS reactions{hidden}
                FROM messages m JOIN users u ON u.id = m.user_id
                LEFT JOIN track_refs t ON t.id = m.track_ref_id"""
+
+
+_MESSAGE_SELECT = _message_select()
+_HISTORY_SELECT = _message_select("$4")
 
 
 async def _load_messages(conn: asyncpg.Connection, room_id: uuid.UUID, ids: list[uuid.UUID]) -> list[Record]:
@@ -166,17 +180,19 @@ async def _load_messages(conn: asyncpg.Connection, room_id: uuid.UUID, ids: list
 
 
 async def _messages_page(
-    conn: asyncpg.Connection, room_id: uuid.UUID, limit: int, before: int | None
+    conn: asyncpg.Connection, room_id: uuid.UUID, limit: int, before: int | None, reader: uuid.UUID | None
 ) -> list[Record]:
-    """Up to ``limit + 1`` live messages, newest first by seq, with seq below ``before``."""
+    """Up to ``limit + 1`` live messages, newest first by seq, with seq below ``before``, as
+    ``reader`` sees them (``hidden``: by someone they block)."""
     return list(
         await conn.fetch(
-            f"""{_MESSAGE_SELECT}
+            f"""{_HISTORY_SELECT}
                 WHERE m.room_id = $1 AND m.deleted_at IS NULL AND ($2::bigint IS NULL OR m.seq < $2)
                 ORDER BY m.seq DESC LIMIT $3""",
             room_id,
             before,
             limit + 1,
+            reader,
         )
     )
 
@@ -192,6 +208,15 @@ def _room_with_pins(row: Record) -> dict[str, Any]:
     room = room_dict(row)
     room["pinned_message_ids"] = [str(m) for m in row["pinned_message_ids"]]
     return room
+
+
+async def room_for_viewer(
+    conn: asyncpg.Connection, room_id: uuid.UUID, viewer: uuid.UUID | None
+) -> tuple[dict[str, Any], str | None] | None:
+    """The room and the viewer's role in it (None: not a member, or no viewer), in one query,
+    for a unit of work that reads more of the room (one bridge crossing in all)."""
+    row = await conn.fetchrow(_ROOM_FOR_VIEWER, room_id, viewer)
+    return (_room_with_pins(row), row["viewer_role"]) if row is not None else None
 
 
 def _message_out(r: Record) -> dict[str, Any]:
@@ -254,22 +279,25 @@ class Rooms:
         and None; None without the room. One bridge crossing.
 
         The page: up to ``limit + 1`` live messages, newest first by the room's seq (the order
-        everyone saw them live; one batch shares a timestamp), with seq below ``before``."""
+        everyone saw them live; one batch shares a timestamp), with seq below ``before``; each
+        ``hidden`` when the viewer blocks its author, and without the reactions of those they block."""
 
         async def unit(conn: asyncpg.Connection) -> tuple[dict[str, Any], list[Record] | None] | None:
-            row = await conn.fetchrow(_ROOM_FOR_VIEWER, room_id, viewer)
-            if row is None:
+            found = await room_for_viewer(conn, room_id, viewer)
+            if found is None:
                 return None
-            room = _room_with_pins(row)
-            if not may_see(room, row["viewer_role"]):
+            room, role = found
+            if not may_see(room, role):
                 return room, None
-            return room, await _messages_page(conn, room_id, limit, before)
+            return room, await _messages_page(conn, room_id, limit, before, viewer)
 
         found = await self._db.run_outside_transaction(unit)
         if found is None:
             return None
         room, messages = found
-        return room, None if messages is None else [_message_out(m) for m in messages]
+        return room, None if messages is None else [
+            {**_message_out(m), "hidden": m["hidden"]} for m in messages
+        ]
 
     async def message_room(self, message_id: uuid.UUID) -> uuid.UUID | None:
         """The room of a message that exists and is not deleted."""

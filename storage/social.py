@@ -13,6 +13,8 @@ from typing import Any
 
 import asyncpg
 
+from protocol.errors import Forbidden
+from storage.blocks import lock_blocks_of
 from storage.database import Database, Record, micros
 from storage.notifications import create_notifications
 from storage.refs import user_ref, user_ref_columns
@@ -46,9 +48,16 @@ class Social:
         self, follower: uuid.UUID, followee: uuid.UUID, followee_type: str
     ) -> tuple[dict[str, Any], bool, list[tuple[str, dict[str, Any]]]]:
         """``(follow, created, notifications)``; following again changes nothing and returns the
-        first follow. The followee's ``follow`` notification is written in the same transaction."""
+        first follow. The followee's ``follow`` notification is written in the same transaction.
+        Someone the followee blocks cannot follow them (Forbidden)."""
 
         async def unit(conn: asyncpg.Connection) -> tuple[Record, bool, list[tuple[str, dict[str, Any]]]]:
+            # Shared: follows of one user run side by side, but never beside a block by them.
+            await lock_blocks_of(conn, followee, shared=True)
+            if await conn.fetchval(
+                "SELECT true FROM user_blocks WHERE blocker_id = $1 AND blocked_id = $2", followee, follower
+            ):
+                raise Forbidden("that user blocks you: you cannot follow them", field="target_id")
             row: Record | None = await conn.fetchrow(
                 """INSERT INTO follows (follower_id, followee_id, followee_type) VALUES ($1, $2, $3)
                    ON CONFLICT DO NOTHING RETURNING *""",

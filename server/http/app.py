@@ -15,6 +15,7 @@ from server.context import AppContext
 from server.http import (
     accounts,
     badges,
+    blocks,
     dj,
     feed,
     health,
@@ -29,6 +30,7 @@ from server.http import (
     progression,
     recommendations,
     reports,
+    room_history,
     rooms,
     sanctions,
     search,
@@ -107,6 +109,8 @@ def create_app(ctx: AppContext) -> QuartTrio:
         reports.blueprint,
         sanctions.blueprint,
         operations.blueprint,
+        blocks.blueprint,
+        room_history.blueprint,
     ):
         app.register_blueprint(blueprint)
 

@@ -424,7 +424,8 @@ async def delete_room(room_id: str) -> Response:
 @validate_response(MessagePage, 200)
 async def room_messages(room_id: str, query_args: PageQuery) -> dict[str, Any]:
     """Chat history, newest first in the room's ``seq`` (the order it was seen live), with replies
-    (``parent_id``) and reaction counts."""
+    (``parent_id``) and reaction counts. A message by someone the caller blocks is only
+    ``{id, user_id, hidden: true, seq}``, and their reactions are not counted."""
     rid = _room_id(room_id)
     principal = optional_principal()
     try:
@@ -447,6 +448,8 @@ async def room_messages(room_id: str, query_args: PageQuery) -> dict[str, Any]:
 
 
 def _message_out(m: dict[str, Any]) -> dict[str, Any]:
+    if m["hidden"]:  # by someone the reader blocks
+        return {"id": m["id"], "user_id": m["user_id"], "hidden": True, "seq": m["seq"]}
     return {
         "id": m["id"],
         "user_id": m["user_id"],
