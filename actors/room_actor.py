@@ -157,6 +157,7 @@ class Request:
     rate_key: str | None = None
     since: int | None = None  # Join: resume after this seq
     stored: list[Event] = field(default_factory=list)  # Join: events after ``since`` read from Postgres
+    no: int = 0  # numbered by the actor as it is queued (how long the room is behind: waiting_s)
 
 
 @dataclass
@@ -173,6 +174,7 @@ class _Outcome:
     closes: list[tuple[Subscriber, int, str]] = field(default_factory=list)
     close_everyone: int | None = None
     done: trio.Event | None = None
+    request_no: int = 0  # the request it answers (0: none, the clock's)
 
 
 class _Shutdown:
@@ -240,6 +242,10 @@ class RoomActor:
         self._stop_code: int | None = None
         self._waiting: _Outcome | None = None  # the outcome whose commit the publisher awaits
         self._presence_noted = False  # whether this actor noted anyone present (then its stop ends them)
+        # Requests queued and not yet answered, oldest first: (number, trio time queued).
+        self._unanswered: deque[tuple[int, float]] = deque()
+        self._numbered = 0
+        self._handling = 0  # the number of the request being handled (0: none)
 
     # ---- API used by the gateway and the registry ------------------------------------
 
@@ -258,6 +264,10 @@ class RoomActor:
 
     async def send(self, request: Request | _Shutdown) -> None:
         """Queue a request; raises trio.BrokenResourceError once the actor no longer takes any."""
+        if isinstance(request, Request):
+            self._numbered += 1
+            request.no = self._numbered
+            self._unanswered.append((request.no, trio.current_time()))
         try:
             self._send.send_nowait(request)  # no trip through the scheduler while there is room
         except trio.WouldBlock:
@@ -291,6 +301,23 @@ class RoomActor:
                 # leaves find no actor to tell).
                 self._journal.record_presence(self.room_id, None, self.now(), False)
 
+    def waiting_s(self) -> float:
+        """How long the oldest request not yet answered has been waiting (its reply, or its events
+        shown), while the room is behind: requests queued, or decided ones waiting for their
+        commit. 0 when it is not (what is left over then is a request that gets no answer)."""
+        unanswered = self._unanswered
+        if not unanswered:
+            return 0.0
+        behind = (
+            self._waiting is not None
+            or self._inbox.statistics().current_buffer_used > 0
+            or self._out_recv.statistics().current_buffer_used > 0
+        )
+        if not behind:
+            unanswered.clear()
+            return 0.0
+        return trio.current_time() - unanswered[0][1]
+
     def now(self) -> int:
         """Wall-clock ms, advanced by trio's clock (so MockClock drives a whole evening of tracks)."""
         return self._epoch_ms + int(trio.current_time() * 1000)
@@ -323,7 +350,11 @@ class RoomActor:
             if isinstance(request, _Shutdown):
                 await self._finish(close_code=CLOSE_GOING_AWAY)
                 return
-            await self._handle(request)
+            self._handling = request.no
+            try:
+                await self._handle(request)
+            finally:
+                self._handling = 0
             if self.state.deleted:
                 log.info("room %s deleted, stopping", self.room_id)
                 await self._finish(close_code=None)
@@ -334,6 +365,7 @@ class RoomActor:
     async def _emit(self, outcome: _Outcome) -> None:
         """Hand an outcome to the publisher; waits only when the publisher is ``pending_limit`` behind
         (the loop's own receive is its checkpoint, so a free slot costs no trip through the scheduler)."""
+        outcome.request_no = self._handling
         try:
             self._out_send.send_nowait(outcome)
         except trio.WouldBlock:
@@ -541,6 +573,10 @@ class RoomActor:
                     self._waiting = None
                 with self._fanout.publishing():
                     self._show(outcome)
+                if outcome.request_no:
+                    unanswered = self._unanswered
+                    while unanswered and unanswered[0][0] <= outcome.request_no:
+                        unanswered.popleft()
                 if self._relaying and (
                     self._out_recv.statistics().current_buffer_used == 0 or len(self._relaying) >= RELAY_BATCH
                 ):

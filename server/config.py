@@ -143,8 +143,9 @@ class Settings:
     # The collector's youngest-generation threshold for `seda serve` (server/collector.py);
     # 0 leaves CPython's defaults.
     gc_gen0: int = 50_000
-    # Overload (server/live/admission.py): a socket whose frames have waited this long for the
-    # server gets its chat refused with rate_limited and about this retry_after_ms (0: never).
+    # Overload (server/live/admission.py): while a room's oldest unanswered request has waited
+    # this long, chat into it is refused with rate_limited and a retry_after_ms of about that wait,
+    # at most overload_retry_ms (0: never).
     overload_behind_ms: int = 250
     overload_retry_ms: int = 1000
 

@@ -32,7 +32,7 @@ from server.cluster.sockets import reuse_port_socket
 from server.config import Settings
 from server.context import AppContext
 from server.http.app import create_app
-from server.live.admission import ADMISSION, watch_load
+from server.live.admission import ADMISSION
 from server.live.gateway import GatewayLimits, LiveGateway
 from server.live.user_sockets import UserSockets
 from storage.database import Database, open_database
@@ -257,10 +257,9 @@ async def run_services(
                     )
                     log.info("live gateway listening on ws://%s:%d", settings.host, live_port)
                     await servers.start(_season_closer, ctx, user_sockets)
-                    if settings.overload_behind_ms > 0:
-                        ADMISSION.behind_limit_s = settings.overload_behind_ms / 1000
-                        ADMISSION.retry_after_ms = settings.overload_retry_ms
-                        servers.start_soon(watch_load)
+                    ADMISSION.enabled = settings.overload_behind_ms > 0
+                    ADMISSION.behind_limit_s = settings.overload_behind_ms / 1000
+                    ADMISSION.retry_after_ms = settings.overload_retry_ms
                     task_status.started(Bound(http_port, live_port))
                     await stop()
                     gateway.stop_accepting()

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -12,47 +14,94 @@ import trio
 from hypothesis import given
 from hypothesis import strategies as st
 
-from protocol.ops import OP_DATA
-from server.live.admission import JITTER, SHEDDABLE_OPS, TURN_SLACK, Admission, Backlog, LoopTurns
+from actors.commands import Join, Op
+from actors.room_actor import ActorConfig, Request, RoomActor
+from actors.room_state import RoomInfo, RoomState
+from protocol.codec import Encoding
+from protocol.errors import RateLimited
+from protocol.events import Event
+from protocol.ops import OP_DATA, ChatSendData
+from server.live.admission import JITTER, MIN_RETRY_MS, SHEDDABLE_OPS, Admission, admit
+from tests.frames import unframe
 from tests.live_client import Live, history
 from tests.process import running
 
 NO_USER_LIMITS = {"SEDA_CHAT_RATE": "100000", "SEDA_CHAT_RATE_WINDOW_S": "1", "SEDA_OPS_PER_SECOND": "100000"}
 
 
+class HeldTicket:
+    def __init__(self, released: trio.Event) -> None:
+        self._released = released
+
+    @property
+    def settled(self) -> bool:
+        return self._released.is_set()
+
+    async def wait(self) -> None:
+        await self._released.wait()
+
+    def notes_for(self, room_id: str, seq: int) -> list[tuple[str, dict[str, Any]]]:
+        return []
+
+    def results_for(self, room_id: str, seq: int) -> list[Any]:
+        return []
+
+
+class HeldJournal:
+    """Commits nothing until released: the room's decided ops wait for it."""
+
+    def __init__(self) -> None:
+        self._released = trio.Event()
+        self.submitted = trio.Event()
+
+    def submit(self, room_id: str, events: list[Event], snapshot: Any = None) -> HeldTicket:
+        self.submitted.set()
+        return HeldTicket(self._released)
+
+    def release(self) -> None:
+        self._released.set()
+
+    def reopen(self, room_id: str, epoch: int | None = None) -> None:
+        return None
+
+    def disown(self, room_id: str, epoch: int) -> None:
+        return None
+
+    def record_presence(self, room_id: str, user_id: str | None, at: int, present: bool) -> None:
+        return None
+
+
+class Inbox:
+    encoding = Encoding.JSON
+
+    def __init__(self, conn_id: int) -> None:
+        self.conn_id = conn_id
+        self.messages: list[dict[str, Any]] = []
+        self._arrived = trio.Event()
+
+    def send_frame(self, frame: bytes) -> None:
+        self.messages.extend(json.loads(payload) for payload in unframe(frame))
+        self._arrived.set()
+
+    async def arrived(self) -> None:
+        await self._arrived.wait()
+        self._arrived = trio.Event()
+
+    def close(self, code: int, reason: str = "") -> None:
+        return None
+
+
 def watching(limit_s: float = 0.25, retry_after_ms: int = 1000) -> Admission:
     return Admission(
-        behind_limit_s=limit_s, retry_after_ms=retry_after_ms, loop=LoopTurns(), rng=random.Random(7)
+        behind_limit_s=limit_s, retry_after_ms=retry_after_ms, enabled=True, rng=random.Random(7)
     )
-
-
-def test_a_socket_with_a_frame_at_every_turn_falls_behind_and_one_that_pauses_catches_up() -> None:
-    backlog = Backlog()
-    for turn in range(0, 200, 2):  # a frame every other turn (the reader hands over in between)
-        backlog.frame(turn, now=turn * 0.01)
-    assert backlog.behind(now=2.0) == pytest.approx(2.0)  # since its first frame
-    backlog.frame(198 + TURN_SLACK + 1, now=2.5)  # turns went by without a frame: it caught up
-    assert backlog.behind(now=2.5) == 0.0
-    assert backlog.behind(now=2.6) == pytest.approx(0.1)
-
-
-@given(st.lists(st.integers(min_value=1, max_value=50), min_size=1, max_size=200))
-def test_behind_is_the_time_since_the_last_gap_of_more_than_the_slack(gaps: list[int]) -> None:
-    backlog = Backlog()
-    turn, streak_start = 0, 0
-    for i, gap in enumerate(gaps):
-        turn += gap
-        if i == 0 or gap > TURN_SLACK:
-            streak_start = turn
-        backlog.frame(turn, now=float(turn))
-    assert backlog.behind(now=float(turn)) == float(turn - streak_start)
 
 
 def test_only_sheddable_ops_past_the_limit_are_refused_with_a_spread_retry() -> None:
     admission = watching(limit_s=0.25, retry_after_ms=1000)
     for op in OP_DATA:
-        assert admission.refusal(op, behind_s=0.25) is None  # at the limit: taken
-        wait = admission.refusal(op, behind_s=0.3)
+        assert admission.refusal(op, waited_s=0.25) is None  # at the limit: taken
+        wait = admission.refusal(op, waited_s=2.0)
         if op in SHEDDABLE_OPS:
             assert wait is not None and 1000 * (1 - JITTER) <= wait <= 1000 * (1 + JITTER)
         else:
@@ -60,24 +109,76 @@ def test_only_sheddable_ops_past_the_limit_are_refused_with_a_spread_retry() -> 
     assert admission.refused == len(SHEDDABLE_OPS & set(OP_DATA))
 
 
-def test_nothing_is_refused_unless_the_loop_is_watched() -> None:
+@given(st.floats(min_value=0.0, max_value=30.0), st.integers(min_value=1, max_value=5000))
+def test_the_retry_is_about_the_rooms_wait_within_its_bounds(waited_s: float, most_ms: int) -> None:
+    admission = watching(limit_s=0.05, retry_after_ms=most_ms)
+    wait = admission.refusal("chat.send", waited_s)
+    if waited_s <= 0.05:
+        assert wait is None
+        return
+    assert wait is not None
+    base = min(most_ms, max(MIN_RETRY_MS, waited_s * 1000))
+    assert max(1, base * (1 - JITTER)) - 1 <= wait <= base * (1 + JITTER) + 1
+
+
+def test_nothing_is_refused_unless_enabled() -> None:
     admission = Admission(behind_limit_s=0.0)
-    assert admission.refusal("chat.send", behind_s=100.0) is None
+    assert admission.refusal("chat.send", waited_s=100.0) is None
 
 
-def test_loop_turns_count_each_poll_for_io() -> None:
-    loop = LoopTurns()
-    for timeout in (0.0, 1.0, 0.0):
-        loop.before_io_wait(timeout)
-    assert loop.turns == 3
+class Gauge:
+    def __init__(self, waited_s: float) -> None:
+        self.waited = waited_s
+        self.asked = 0
+
+    def waiting_s(self) -> float:
+        self.asked += 1
+        return self.waited
+
+
+def test_admit_asks_the_room_only_for_sheddable_ops(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("server.live.admission.ADMISSION", watching(limit_s=0.25))
+    room = Gauge(5.0)
+    admit("vote", room)
+    admit("ping", room)
+    assert room.asked == 0  # never refused for load, so not even measured
+    with pytest.raises(RateLimited) as refused:
+        admit("chat.send", room)
+    assert refused.value.retry_after_ms >= 1000 * (1 - JITTER)
+    admit("chat.send", Gauge(0.1))
+
+
+async def test_a_room_is_behind_only_while_it_has_requests_queued_or_uncommitted(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The actor's own measure: the age of its oldest unanswered request, while anything waits."""
+    journal = HeldJournal()
+    actor = RoomActor(
+        "r", RoomState(RoomInfo("r", "r", "R", "public", "public", "owner")), journal, ActorConfig()
+    )
+    inbox = Inbox(1)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(actor.run)
+        assert actor.waiting_s() == 0.0
+        await actor.send(Request(Join(1, "u", "u", "member"), conn=inbox))
+        await actor.send(Request(Op(1, "chat.send", ChatSendData(text="hi"), "m1"), conn=inbox, ref=1))
+        await journal.submitted.wait()  # decided: its commit is held
+        await trio.sleep(0.3)  # time, virtual, passes while it waits for its commit
+        assert actor.waiting_s() >= 0.3
+        journal.release()
+        with trio.fail_after(5):
+            while not any(m.get("type") == "reply" for m in inbox.messages):
+                await inbox.arrived()
+        assert actor.waiting_s() == 0.0  # answered: nothing waits
+        nursery.cancel_scope.cancel()
 
 
 @pytest.mark.slow
 async def test_a_server_behind_on_a_socket_refuses_its_chat_and_keeps_everything_else(
     tmp_path: Path, nursery: trio.Nursery
 ) -> None:
-    # A limit of 1 ms: a client that sends its next frame while the last is still being served
-    # is behind, so a pipelined burst gets refused once it has lasted that long.
+    # A limit of 1 ms: a room whose oldest unanswered request has waited longer is behind, so a
+    # pipelined burst (each message waits for a commit) gets refused once it has queued that long.
     env = {"SEDA_OVERLOAD_BEHIND_MS": "1", "SEDA_OVERLOAD_RETRY_MS": "700", **NO_USER_LIMITS}
     async with (
         running(tmp_path / "data", nursery, **env) as server,
@@ -87,8 +188,8 @@ async def test_a_server_behind_on_a_socket_refuses_its_chat_and_keeps_everything
         token, _ = await live.user("shed")
         room = await live.room(token)
         async with live.connect(room["id"], token) as client:
-            # A burst sent without waiting: the server reads it a frame per turn or two, so the
-            # later frames wait for it, and past 1 ms of that they are refused.
+            # A burst sent without waiting: the room queues it, and once its oldest request has
+            # waited 1 ms for its answer (each waits for a commit), the rest is refused.
             texts = [f"m{i}" for i in range(300)]
             for i, text in enumerate(texts, start=1):
                 await client.send("chat.send", {"text": text}, ref=i)
@@ -105,7 +206,7 @@ async def test_a_server_behind_on_a_socket_refuses_its_chat_and_keeps_everything
                 error = reply["error"]
                 assert isinstance(error, dict) and error["code"] == "rate_limited", error
                 assert "behind" in error["message"]  # not the per-user limit
-                assert 700 * (1 - JITTER) <= error["retry_after_ms"] <= 700 * (1 + JITTER)
+                assert 1 <= error["retry_after_ms"] <= 700 * (1 + JITTER)
             # Pings are never shed, and the socket stays open.
             pong, _ = await client.request("ping")
             assert pong["ok"]

@@ -26,6 +26,7 @@ from protocol.ops import NoData, parse_op_data
 from protocol.rooms import OwnerChange, RoleChange, UpdateRoomBody
 from server.cluster.bus import Bus, BusMessage, Subscription
 from server.cluster.wire import events_subject, ops_subject, pack, unpack
+from server.live.admission import admit
 from server.live.prepare import prepare, stored_for_resume
 from server.live.room_views import View
 from storage.rooms import Rooms
@@ -254,6 +255,7 @@ class OwnerSide:
         if not isinstance(op, str):
             raise BadRequest("op must be a string", field="op")
         data = parse_op_data(op, _map(body, "data"))
+        admit(op, actor)  # a socket on another node: shed here, where the room's queue is
         new_id, context = "", dict[str, Any]()
         if op != "ping":
             new_id, context = await prepare(self._rooms, actor, uuid.UUID(actor.room_id), op, data)

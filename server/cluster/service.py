@@ -20,7 +20,6 @@ from server.cluster.edge import EdgeSide, RoomEdge, RoomMoved
 from server.cluster.node import ClusterNode
 from server.cluster.owner import OwnerSide
 from server.cluster.wire import BLOCKS, SANCTIONS, USERS, pack, unpack, user_subject
-from server.live.admission import admit
 from server.live.connection import LiveConnection
 from server.live.room_views import View
 from server.live.user_sockets import UserSockets
@@ -42,7 +41,6 @@ class EdgeLink:
     async def submit(
         self, conn: LiveConnection, op: str, data: BaseModel, raw: Any, ref: int | None, rate_key: str
     ) -> bool:
-        admit(op, conn.backlog)
         body = {
             "k": "op",
             "id": uuid.uuid4().hex,

@@ -1,118 +1,70 @@
-"""Overload without collapse: a socket whose frames have been waiting for the server longer
-than ``behind_limit_s`` gets its chat refused with ``rate_limited`` and ``retry_after_ms``,
-instead of the server queueing seconds of work that every later acknowledgement waits behind.
+"""Overload without collapse: while a room's oldest unanswered request has waited longer than
+``behind_limit_s``, its chat is refused with ``rate_limited`` and ``retry_after_ms``, instead of
+the server queueing seconds of work that every later acknowledgement waits behind.
 
-A server past its capacity cannot see its backlog directly: the frames wait in the kernel's
-socket buffers, unread. What it can see is each socket's pace against the loop's. A socket
-is read one frame per turn of the trio loop at most; one that has a frame ready at every turn
-(:class:`Backlog`: no turn of the loop without one, give or take a turn for the hand-over from
-trio-websocket's reader) is sending at least as fast as the server gets to it, so its newest
-frame waits behind the older ones. Once that has lasted ``behind_limit_s`` without a break,
-its sheddable ops are refused, cheaply (before the room is involved), until a break shows it
-has caught up. Its stale frames are answered at once, then the client's pause lets it catch up.
-
-The same test cannot fire for a server with room to spare: a socket that sends faster than its
-share is served in bursts and falls behind only while the loop has no time for it. How busy the
-process is does not decide it either: a loaded server batches more per turn (group commit,
-coalesced writes) and carries more than at half load, so "nearly always busy" is not overload.
+The queue that makes acknowledgements late is the room's: requests in its actor's inbox, and
+decided ones waiting for their commit (a socket's reader hands each frame on at once, so frames
+do not wait in the socket). The actor numbers each request as it is queued and the publisher
+crosses it off once it is answered, so :meth:`actors.room_actor.RoomActor.waiting_s` is the age
+of the oldest one still in the room: its queueing delay, as CoDel measures a router's. It is 0
+when the room has nothing queued, so a room with room to spare refuses nothing however busy
+the process is (a loaded server batches more per wake-up and carries more than at half load).
 
 Only chat (send, react, unreact) is shed: it is most of the load and safe to retry. Votes, DJ
-and moderation ops, pings and leaves are never refused for load. A refused client is told to
-come back in ``retry_after_ms``, spread by ±``JITTER`` so that the refused do not all return at
-once (PROTOCOL.md: ``rate_limited`` carries ``retry_after_ms``).
+and moderation ops, pings, joins and leaves are never refused for load. A refused client is
+told to come back after about as long as the room's queue has been waiting (at least
+``MIN_RETRY_MS``, at most ``retry_after_ms``), spread by ±``JITTER`` so that the refused do not
+all return at once (PROTOCOL.md: ``rate_limited`` carries ``retry_after_ms``): long enough for
+the queue to drain, short enough that the server does not sit idle while they wait.
 
-One process, one loop: :data:`ADMISSION` is module-wide. It refuses nothing until
-:func:`watch_load` runs (it counts the loop's turns).
+One process: :data:`ADMISSION` is module-wide, off until the runtime turns it on.
 """
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-
-import trio
+from typing import Protocol
 
 from protocol.errors import RateLimited
 
 SHEDDABLE_OPS = frozenset({"chat.send", "chat.react", "chat.unreact"})
 JITTER = 0.5
-# Frames handed from trio-websocket's reader task to the socket's own task may skip a turn.
-TURN_SLACK = 2
+MIN_RETRY_MS = 100
 
 
-class LoopTurns(trio.abc.Instrument):
-    """Counts the trio loop's turns: one poll for I/O each."""
-
-    def __init__(self) -> None:
-        self.turns = 0
-
-    def before_io_wait(self, timeout: float) -> None:
-        self.turns += 1
+class Room(Protocol):
+    def waiting_s(self) -> float:
+        """How long the room's oldest unanswered request has waited (0: nothing queued)."""
+        ...
 
 
 @dataclass
 class Admission:
     behind_limit_s: float = 0.25
-    retry_after_ms: int = 1000
-    loop: LoopTurns | None = None  # None: not watching, nothing is refused
+    retry_after_ms: int = 1000  # the longest a refused client is asked to wait
+    enabled: bool = False
     refused: int = 0
     rng: random.Random = field(default_factory=random.Random)
 
-    @property
-    def turn(self) -> int:
-        return self.loop.turns if self.loop is not None else 0
-
-    def refusal(self, op: str, behind_s: float) -> int | None:
-        """None to take ``op`` from a socket ``behind_s`` behind; else the ms after which the
-        client may try again."""
-        if self.loop is None or op not in SHEDDABLE_OPS or behind_s <= self.behind_limit_s:
+    def refusal(self, op: str, waited_s: float) -> int | None:
+        """None to take ``op`` into a room whose oldest request has waited ``waited_s``; else the ms
+        after which the client may try again."""
+        if not self.enabled or op not in SHEDDABLE_OPS or waited_s <= self.behind_limit_s:
             return None
         self.refused += 1
+        base = min(self.retry_after_ms, max(MIN_RETRY_MS, waited_s * 1000))
         spread = 1.0 + JITTER * (2 * self.rng.random() - 1)
-        return max(1, round(self.retry_after_ms * spread))
+        return max(1, round(base * spread))
 
 
 ADMISSION = Admission()
 
 
-class Backlog:
-    """How long one socket has had a frame ready at every turn of the loop."""
-
-    __slots__ = ("_last_turn", "_since")
-
-    def __init__(self) -> None:
-        self._last_turn = -TURN_SLACK - 1
-        self._since = 0.0
-
-    def frame(self, turn: int, now: float) -> None:
-        """A frame was read at loop turn ``turn``, time ``now``."""
-        if turn - self._last_turn > TURN_SLACK:
-            self._since = now  # a turn went by without one: it had caught up
-        self._last_turn = turn
-
-    def behind(self, now: float) -> float:
-        return now - self._since
-
-
-def note_frame(backlog: Backlog) -> None:
-    """The socket owning ``backlog`` just read a frame."""
-    backlog.frame(ADMISSION.turn, trio.current_time())
-
-
-def admit(op: str, backlog: Backlog) -> None:
+def admit(op: str, room: Room) -> None:
     """Raise ``rate_limited`` (with ``retry_after_ms``) if ``op`` is to be shed now."""
-    wait = ADMISSION.refusal(op, backlog.behind(trio.current_time()))
+    if op not in SHEDDABLE_OPS or not ADMISSION.enabled:
+        return
+    wait = ADMISSION.refusal(op, room.waiting_s())
     if wait is not None:
-        raise RateLimited("the server is behind on this connection: try again later", retry_after_ms=wait)
-
-
-async def watch_load(admission: Admission = ADMISSION) -> None:
-    """Count the loop's turns for ``admission`` until cancelled (it then refuses nothing)."""
-    loop = LoopTurns()
-    trio.lowlevel.add_instrument(loop)
-    admission.loop = loop
-    try:
-        await trio.sleep_forever()
-    finally:
-        admission.loop = None
-        trio.lowlevel.remove_instrument(loop)
+        raise RateLimited("the room is behind: try again later", retry_after_ms=wait)

@@ -19,7 +19,7 @@ from actors.room_actor import CLOSE_INTERNAL, CLOSE_POLICY, Request, RoomActor, 
 from protocol.codec import DecodeError, Encoding, decode, encode_frame
 from protocol.errors import BadRequest, ProtocolError
 from protocol.ops import parse_envelope, parse_op_data, parse_ref
-from server.live.admission import Backlog, admit, note_frame
+from server.live.admission import admit
 from server.live.outbox import OutboxStream
 from server.live.prepare import prepare
 from server.live.websocket import WebSocket
@@ -65,7 +65,7 @@ class LocalLink:
     async def submit(
         self, conn: LiveConnection, op: str, data: BaseModel, raw: Any, ref: int | None, rate_key: str
     ) -> bool:
-        admit(op, conn.backlog)
+        admit(op, self.actor)
         new_id, context = "", dict[str, Any]()
         if op != "ping":
             new_id, context = await prepare(self._rooms, self.actor, conn.room_id, op, data)
@@ -102,7 +102,6 @@ class LiveConnection:
         "_outbox",
         "_reading",
         "_ws",
-        "backlog",
         "conn_id",
         "encoding",
         "room_id",
@@ -134,7 +133,6 @@ class LiveConnection:
         self._max_frame_bytes = max_frame_bytes
         self._close: tuple[int, str] | None = None
         self._reading: trio.CancelScope | None = None
-        self.backlog = Backlog()  # how long its frames have been waiting for us (admission.py)
         outbox.on_dead = self._lost
 
     # ---- Subscriber -------------------------------------------------------------------
@@ -191,7 +189,6 @@ class LiveConnection:
                 payload = await self._ws.get_message()
             except ConnectionClosed:
                 return
-            note_frame(self.backlog)
             if self._too_large(payload):
                 self.close(CLOSE_TOO_LARGE, "frame too large")
                 return
