@@ -159,31 +159,31 @@ def dj_leave(b: EventBuilder, conn: Connection, command: Op) -> None:
     _leave_rotation(b, session, conn.user_id)  # a playing track of theirs plays on
 
 
-def mod_remove_dj(b: EventBuilder, conn: Connection, command: Op) -> None:
+def _dj_target(b: EventBuilder, conn: Connection, command: Op, verb: str) -> tuple[Session, str]:
+    """A moderator's act on a DJ in the rotation: the session and the DJ, once allowed."""
     data = command.data
-    assert isinstance(data, UserRefData)
+    assert isinstance(data, UserRefData | MoveDjData)
     session = _session(b.state)
     if not is_mod(conn):
-        raise Forbidden("only the room's owner or moderators may remove a DJ")
+        raise Forbidden(f"only the room's owner or moderators may {verb} a DJ")
     target = str(data.user_id)
     check_rank(b.state, conn, target, command)
     if target not in session.djs:
         raise NotFound("that user is not in the rotation", field="user_id")
+    return session, target
+
+
+def mod_remove_dj(b: EventBuilder, conn: Connection, command: Op) -> None:
+    session, target = _dj_target(b, conn, command, "remove")
     modlog = {"action": "remove_dj", "actor_id": conn.user_id, "target_user_id": target}
     _leave_rotation(b, session, target, modlog=modlog)
 
 
 def mod_move_dj(b: EventBuilder, conn: Connection, command: Op) -> None:
     """Move a DJ to ``position`` in the turn order (1 = the next turn after the active DJ's)."""
+    session, target = _dj_target(b, conn, command, "move")
     data = command.data
     assert isinstance(data, MoveDjData)
-    session = _session(b.state)
-    if not is_mod(conn):
-        raise Forbidden("only the room's owner or moderators may move a DJ")
-    target = str(data.user_id)
-    check_rank(b.state, conn, target, command)
-    if target not in session.djs:
-        raise NotFound("that user is not in the rotation", field="user_id")
     order = [dj for dj in session.turn_order() if dj != target]
     active = session.active if session.active in order else None
     upcoming = [dj for dj in order if dj != active]  # the active DJ's turn comes round last

@@ -3,10 +3,8 @@
 
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -17,78 +15,14 @@ from hypothesis import strategies as st
 from actors.commands import Join, Op
 from actors.room_actor import ActorConfig, Request, RoomActor
 from actors.room_state import RoomInfo, RoomState
-from protocol.codec import Encoding
 from protocol.errors import RateLimited
-from protocol.events import Event
 from protocol.ops import OP_DATA, ChatSendData
 from server.live.admission import JITTER, MIN_RETRY_MS, SHEDDABLE_OPS, Admission, admit
-from tests.frames import unframe
+from tests.actor_ports import HeldJournal, Inbox
 from tests.live_client import Live, history
 from tests.process import running
 
 NO_USER_LIMITS = {"SEDA_CHAT_RATE": "100000", "SEDA_CHAT_RATE_WINDOW_S": "1", "SEDA_OPS_PER_SECOND": "100000"}
-
-
-class HeldTicket:
-    def __init__(self, released: trio.Event) -> None:
-        self._released = released
-
-    @property
-    def settled(self) -> bool:
-        return self._released.is_set()
-
-    async def wait(self) -> None:
-        await self._released.wait()
-
-    def notes_for(self, room_id: str, seq: int) -> list[tuple[str, dict[str, Any]]]:
-        return []
-
-    def results_for(self, room_id: str, seq: int) -> list[Any]:
-        return []
-
-
-class HeldJournal:
-    """Commits nothing until released: the room's decided ops wait for it."""
-
-    def __init__(self) -> None:
-        self._released = trio.Event()
-        self.submitted = trio.Event()
-
-    def submit(self, room_id: str, events: list[Event], snapshot: Any = None) -> HeldTicket:
-        self.submitted.set()
-        return HeldTicket(self._released)
-
-    def release(self) -> None:
-        self._released.set()
-
-    def reopen(self, room_id: str, epoch: int | None = None) -> None:
-        return None
-
-    def disown(self, room_id: str, epoch: int) -> None:
-        return None
-
-    def record_presence(self, room_id: str, user_id: str | None, at: int, present: bool) -> None:
-        return None
-
-
-class Inbox:
-    encoding = Encoding.JSON
-
-    def __init__(self, conn_id: int) -> None:
-        self.conn_id = conn_id
-        self.messages: list[dict[str, Any]] = []
-        self._arrived = trio.Event()
-
-    def send_frame(self, frame: bytes) -> None:
-        self.messages.extend(json.loads(payload) for payload in unframe(frame))
-        self._arrived.set()
-
-    async def arrived(self) -> None:
-        await self._arrived.wait()
-        self._arrived = trio.Event()
-
-    def close(self, code: int, reason: str = "") -> None:
-        return None
 
 
 def watching(limit_s: float = 0.25, retry_after_ms: int = 1000) -> Admission:
@@ -167,8 +101,7 @@ async def test_a_room_is_behind_only_while_it_has_requests_queued_or_uncommitted
         assert actor.waiting_s() >= 0.3
         journal.release()
         with trio.fail_after(5):
-            while not any(m.get("type") == "reply" for m in inbox.messages):
-                await inbox.arrived()
+            await inbox.wait_for(lambda m: m.get("type") == "reply")
         assert actor.waiting_s() == 0.0  # answered: nothing waits
         nursery.cancel_scope.cancel()
 

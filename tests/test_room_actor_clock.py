@@ -7,7 +7,6 @@ an in-memory one that commits at once, and sockets are in-memory subscribers.
 from __future__ import annotations
 
 import itertools
-import json
 import uuid
 from typing import Any
 
@@ -16,70 +15,8 @@ import trio
 from actors.commands import Join, Op
 from actors.room_actor import ActorConfig, Request, RoomActor
 from actors.room_state import RoomInfo, RoomState
-from protocol.codec import Encoding
-from protocol.events import Event
 from protocol.ops import parse_op_data
-from tests.frames import unframe
-
-
-class CommittedTicket:
-    settled = True
-
-    async def wait(self) -> None:
-        return None
-
-    def notes_for(self, room_id: str, seq: int) -> list[tuple[str, dict[str, Any]]]:
-        return []
-
-    def results_for(self, room_id: str, seq: int) -> list[Any]:
-        return []
-
-
-class MemoryJournal:
-    def __init__(self, until_ended: int) -> None:
-        self.events: list[Event] = []
-        self._until_ended = until_ended
-        self.done = trio.Event()
-
-    def submit(self, room_id: str, events: list[Event], snapshot: Any = None) -> CommittedTicket:
-        self.events.extend(events)
-        if sum(1 for e in self.events if e.name == "track.ended") >= self._until_ended:
-            self.done.set()
-        return CommittedTicket()
-
-    def reopen(self, room_id: str, epoch: int | None = None) -> None:
-        return None
-
-    def disown(self, room_id: str, epoch: int) -> None:
-        return None
-
-    def record_presence(self, room_id: str, user_id: str | None, at: int, present: bool) -> None:
-        return None
-
-
-class Inbox:
-    """A subscriber that decodes every frame it is sent."""
-
-    encoding = Encoding.JSON
-
-    def __init__(self, conn_id: int) -> None:
-        self.conn_id = conn_id
-        self.messages: list[dict[str, Any]] = []
-        self.closed: tuple[int, str] | None = None
-        self._arrived = trio.Event()
-
-    def send_frame(self, frame: bytes) -> None:
-        self.messages.extend(json.loads(payload) for payload in unframe(frame))
-        self._arrived.set()
-
-    async def wait_for_seq(self, seq: int) -> None:
-        """Until an event with ``seq`` has arrived (the room writes in coalesced flushes)."""
-        while not any(m.get("seq") == seq for m in self.messages):
-            self._arrived = trio.Event()
-            await self._arrived.wait()
-
-    def close(self, code: int, reason: str = "") -> None:
-        self.closed = (code, reason)
+from tests.actor_ports import Inbox, MemoryJournal
 
 
 def op(conn: int, name: str, data: dict[str, Any], n: int, **context: Any) -> Request:
