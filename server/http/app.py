@@ -20,6 +20,7 @@ from server.http import (
     health,
     leaderboards,
     linked_accounts,
+    live_info,
     marketplace,
     moderation,
     notifications,
@@ -37,6 +38,7 @@ from server.http import (
     verification,
 )
 from server.http.errors import install_error_handlers
+from server.web import pages
 
 MAX_BODY_BYTES = 1 << 20
 
@@ -107,6 +109,8 @@ def create_app(ctx: AppContext) -> QuartTrio:
         reports.blueprint,
         sanctions.blueprint,
         operations.blueprint,
+        live_info.blueprint,
+        pages.blueprint,
     ):
         app.register_blueprint(blueprint)
 
