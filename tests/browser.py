@@ -9,7 +9,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +51,8 @@ class Served:
             SEDA_HTTP_PORT=str(self.http_port),
             SEDA_LIVE_PORT=str(self.live_port),
             SEDA_LEASE_TTL_S="3",
+            SEDA_CHAT_RATE="1000",  # the tests send bursts from one user
+            SEDA_OPS_PER_SECOND="1000",
         )
         self.lines: list[str] = []
         self.process: subprocess.Popen[bytes] | None = None
@@ -126,16 +127,6 @@ class Served:
     def call(self, method: str, path: str, token: str | None = None, **kwargs: Any) -> httpx.Response:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         return httpx.request(method, f"{self.url}{path}", headers=headers, timeout=30, **kwargs)
-
-
-def wait_until(predicate: Any, timeout: float = 20.0) -> None:
-    """For server-side state that no page shows (the tests wait on pages with Playwright's
-    expectations): poll ``predicate`` until it holds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out")
-        time.sleep(0.05)
 
 
 def in_ci() -> bool:

@@ -154,18 +154,19 @@ function atBottom() {
 
 function flush() {
   flushQueued = false;
-  const batch = incoming.splice(0);
-  if (!batch.length) return;
-  if (!view.following || view.hi < view.msgs.length - batch.length) {
-    view.unseen += batch.length;
+  const fresh = incoming.splice(0).length;
+  if (!fresh) return;
+  if (!view.following) {
+    view.unseen += fresh;
     $("#jump").hidden = false;
     $("#jump").textContent = `${view.unseen} new message${view.unseen === 1 ? "" : "s"} below — jump to latest`;
     forget();
     return;
   }
+  // Following the tail: draw whatever is not drawn yet (scrolling may have drawn some already).
   const stick = atBottom();
   const frag = document.createDocumentFragment();
-  for (const m of batch) frag.append(renderMessage(m));
+  for (const m of view.msgs.slice(view.hi)) frag.append(renderMessage(m));
   list.append(frag);
   view.hi = view.msgs.length;
   trimTop();
