@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
+import trio
 import trio_asyncio
 from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
 
@@ -207,6 +208,69 @@ def test_chat_text_is_never_html(served: Served, new_page: NewPage) -> None:
     assert "script-src 'self'" in csp and "unsafe-inline" not in csp
 
 
+def scroll_to_top(page: Page) -> None:
+    """What a reader does to see earlier messages (one scroll event, one page)."""
+    page.locator("#scroller").evaluate("node => { node.scrollTop = 0 }")
+
+
+BURST, RATE, WINDOW, PAGE = 600, 200, 200, 50  # WINDOW and PAGE as in room.js
+
+
+def test_a_chat_burst_keeps_the_page_responsive_and_the_dom_bounded(served: Served, new_page: NewPage) -> None:
+    talker, watcher_login = served.user("talker"), served.user("watcher")
+    room = served.call("POST", "/api/v1/rooms", talker["access_token"], json={"name": "Loud"}).json()
+    page = new_page("watcher", served, watcher_login)
+    page.goto(f"{served.url}/r/{room['slug']}")
+    expect(page.locator("#conn")).to_have_text("live")
+    page.evaluate(
+        """() => { window.__longest = 0; new PerformanceObserver((list) => { for (const e of list.getEntries())
+           window.__longest = Math.max(window.__longest, e.duration) }).observe({type: "longtask"}) }"""
+    )
+
+    async def burst() -> None:
+        async with httpx.AsyncClient(base_url=served.url, timeout=30) as http:
+            async with Live(http, served.live_port).connect(room["id"], talker["access_token"]) as sock:
+                start = trio.current_time()
+                for n in range(BURST):
+                    await trio.sleep_until(start + n / RATE)  # the offered rate, not a wait for a result
+                    await sock.send("chat.send", {"text": f"burst {n}"})
+                replies = 0
+                while replies < BURST:
+                    message = await sock.recv()
+                    if message["type"] == "reply":
+                        assert message["ok"], message
+                        replies += 1
+
+    off_loop(burst)
+    last = page.locator("#messages li.msg .text").last
+    expect(last).to_have_text(f"burst {BURST - 1}")
+    expect(page.locator("#messages li.msg")).to_have_count(WINDOW)
+    longest = page.evaluate("window.__longest")
+    print(f"longest task on the page during {BURST} messages at {RATE}/s: {longest:.0f} ms")
+    assert longest < 500
+    # typing still works at once
+    page.locator("#composer-text").fill("still here")
+    expect(page.locator("#composer-text")).to_have_value("still here")
+
+    # earlier ones come back on scroll (from memory), the newest go, the DOM stays bounded
+    first = page.locator("#messages li.msg .text").first
+    expect(first).to_have_text(f"burst {BURST - WINDOW}")
+    scroll_to_top(page)
+    expect(first).to_have_text(f"burst {BURST - WINDOW - PAGE}")
+    expect(page.locator("#messages li.msg")).to_have_count(WINDOW)
+    expect(page.locator("#jump")).to_be_hidden()
+
+    # a fresh page has the welcome's 50; earlier ones come from REST history, in order, once
+    page.reload()
+    expect(page.locator("#conn")).to_have_text("live")
+    expect(page.locator("#messages li.msg")).to_have_count(50)
+    for step in (1, 2):
+        scroll_to_top(page)
+        expect(first).to_have_text(f"burst {BURST - 50 - step * PAGE}")
+    texts = page.locator("#messages li.msg .text").all_inner_texts()
+    assert texts == [f"burst {n}" for n in range(BURST - 150, BURST)]
+
+
 def test_a_dj_track_plays_and_ends_while_a_listener_votes(served: Served, new_page: NewPage) -> None:
     dj_login, fan_login = served.user("deejay"), served.user("listener")
     room = served.call("POST", "/api/v1/rooms", dj_login["access_token"], json={"name": "Booth"}).json()
@@ -306,13 +370,29 @@ def test_admin_console_sees_nodes_live_rooms_and_resolves_a_report(
     owner, reporter = served.user("roomowner"), served.user("reporter")
     room = served.call("POST", "/api/v1/rooms", owner["access_token"], json={"name": "Busy Room"}).json()
 
-    # the room is live: its owner is in it and has said something rude
+    # the room is live: a DJ session plays, two people talk, and one says something rude
+    token = owner["access_token"]
+    session = served.call("POST", f"/api/v1/rooms/{room['id']}/dj/start", token, json={"mode": "fan"}).json()
+    served.call("POST", f"/api/v1/dj/sessions/{session['session_id']}/rotation/join", token)
+    for title, artist in (("So What", "Miles Davis"), ("Blue in Green", "Miles Davis"), ("Naima", "John Coltrane")):
+        track = {"url": f"https://www.deezer.com/en/track/{abs(hash(title)) % 10**8}", "title": title,
+                 "artist": artist, "duration_ms": 540_000}  # fmt: skip
+        r = served.call("POST", f"/api/v1/dj/sessions/{session['session_id']}/queue", token, json={"track": track})
+        assert r.status_code == 201, r.text
     room_page = new_page("room", served, owner)
     room_page.goto(f"{served.url}/r/{room['slug']}")
-    expect(room_page.locator("#conn")).to_have_text("live")
-    send(room_page, "buy my mixtape @reporter")
-    expect(messages(room_page)).to_have_count(1)
-    message_id = room_page.locator("#messages li.msg").first.get_attribute("data-id")
+    listener = new_page("reporter", served, reporter)
+    listener.goto(f"{served.url}/r/{room['slug']}")
+    expect(room_page.locator("#people")).to_contain_text("@reporter")
+    send(listener, "what a night for modal jazz")
+    send(room_page, "welcome @reporter, requests are open")
+    send(room_page, "buy my mixtape at totally-not-spam.example")
+    expect(messages(listener)).to_have_count(3)
+    listener.locator("#messages li.msg").first.get_by_text("React").click()
+    listener.locator("#messages li.msg").first.get_by_role("button", name="fire").click()
+    listener.locator('#votes [data-vote="up"]').click()
+    expect(room_page.locator('#votes [data-count="up"]')).to_have_text("1")
+    message_id = room_page.locator("#messages li.msg").last.get_attribute("data-id")
     r = served.call(
         "POST",
         "/api/v1/reports",
@@ -325,6 +405,7 @@ def test_admin_console_sees_nodes_live_rooms_and_resolves_a_report(
     admin.goto(served.url + "/admin")
     expect(admin.locator("#nodes tbody tr")).to_have_count(1)
     expect(admin.locator("#live-rooms")).to_contain_text("Busy Room")
+    expect(admin.locator("#live-rooms")).to_contain_text("fan · So What")
     expect(admin.locator("#journal")).to_contain_text("batches")
     report = admin.locator("#reports tbody tr", has_text="ads")
     expect(report).to_contain_text("spam")

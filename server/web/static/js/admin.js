@@ -16,6 +16,10 @@ function row(cells, attrs = {}) {
   return el("tr", attrs, cells.map((c) => el("td", {}, c)));
 }
 
+function none(text, columns) {
+  return el("tr", {}, el("td", { colspan: columns, class: "meta" }, text));
+}
+
 function refuse(text) {
   $("#console").hidden = true;
   $("#refused").hidden = false;
@@ -47,7 +51,7 @@ async function loadLiveRooms() {
             s ? `${s.mode}${playing}` : "—",
           ]);
         })
-      : row(["No room is live right now."]),
+      : none("No room is live right now.", 6),
   );
 }
 
@@ -100,7 +104,7 @@ async function loadReports() {
           });
           return row([ago(r.created_at), r.target_type, r.reason, [what, r.description ? el("div", { class: "meta" }, r.description) : null], el("span", { class: "row" }, action, resolve)]);
         })
-      : row(["The queue is empty."]),
+      : none("The queue is empty.", 5),
   );
 }
 
@@ -129,7 +133,7 @@ async function loadVerification() {
               el("button", { type: "button", onclick: () => decide("deny"), "aria-label": `Deny ${v.artist_name}` }, "Deny")),
           ]);
         })
-      : row(["The queue is empty."]),
+      : none("The queue is empty.", 5),
   );
 }
 
