@@ -100,7 +100,11 @@ class Served:
 
     def seda(self, *args: str) -> subprocess.CompletedProcess[bytes]:
         return subprocess.run(
-            [sys.executable, "-m", "server.cli", *args], env=self.env, capture_output=True, timeout=60, check=False
+            [sys.executable, "-m", "server.cli", *args],
+            env=self.env,
+            capture_output=True,
+            timeout=60,
+            check=False,
         )
 
     # ---- the REST API, for what a test sets up around the pages ----

@@ -8,6 +8,7 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -38,7 +39,8 @@ def off_loop(fn: Callable[..., Awaitable[T]], *args: Any) -> T:
     """``trio_asyncio.run(fn, *args)`` on a thread of its own: Playwright's sync API keeps an
     asyncio loop running on this one, and one thread runs one loop at a time."""
     with ThreadPoolExecutor(1) as pool:
-        return pool.submit(trio_asyncio.run, fn, *args).result()
+        result: T = pool.submit(trio_asyncio.run, fn, *args).result()
+        return result
 
 
 @pytest.fixture(scope="session")
@@ -63,7 +65,9 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
     browser.close()
 
 
-def _served(cluster: PgCluster, data_dir: Path) -> Iterator[Served]:
+@contextmanager
+def serving(cluster: PgCluster, data_dir: Path) -> Iterator[Served]:
+    """A started server on a fresh database of the worker's cluster; stopped and dropped after."""
     name: str = off_loop(cluster.create_database)
     server = Served(data_dir, cluster.dsn_of(name))
     try:
@@ -80,7 +84,8 @@ def _served(cluster: PgCluster, data_dir: Path) -> Iterator[Served]:
 @pytest.fixture(scope="module")
 def served(cluster: PgCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     """One server for the module's tests (each makes its own users and rooms)."""
-    yield from _served(cluster, tmp_path_factory.mktemp("web"))
+    with serving(cluster, tmp_path_factory.mktemp("web")) as server:
+        yield server
 
 
 @pytest.fixture
@@ -216,30 +221,35 @@ def scroll_to_top(page: Page) -> None:
 BURST, RATE, WINDOW, PAGE = 600, 200, 200, 50  # WINDOW and PAGE as in room.js
 
 
-def test_a_chat_burst_keeps_the_page_responsive_and_the_dom_bounded(served: Served, new_page: NewPage) -> None:
+def test_a_chat_burst_keeps_the_page_responsive_and_the_dom_bounded(
+    served: Served, new_page: NewPage
+) -> None:
     talker, watcher_login = served.user("talker"), served.user("watcher")
     room = served.call("POST", "/api/v1/rooms", talker["access_token"], json={"name": "Loud"}).json()
     page = new_page("watcher", served, watcher_login)
     page.goto(f"{served.url}/r/{room['slug']}")
     expect(page.locator("#conn")).to_have_text("live")
     page.evaluate(
-        """() => { window.__longest = 0; new PerformanceObserver((list) => { for (const e of list.getEntries())
-           window.__longest = Math.max(window.__longest, e.duration) }).observe({type: "longtask"}) }"""
+        """() => { window.__longest = 0; new PerformanceObserver((list) => {
+             for (const e of list.getEntries()) window.__longest = Math.max(window.__longest, e.duration)
+           }).observe({type: "longtask"}) }"""
     )
 
     async def burst() -> None:
-        async with httpx.AsyncClient(base_url=served.url, timeout=30) as http:
-            async with Live(http, served.live_port).connect(room["id"], talker["access_token"]) as sock:
-                start = trio.current_time()
-                for n in range(BURST):
-                    await trio.sleep_until(start + n / RATE)  # the offered rate, not a wait for a result
-                    await sock.send("chat.send", {"text": f"burst {n}"})
-                replies = 0
-                while replies < BURST:
-                    message = await sock.recv()
-                    if message["type"] == "reply":
-                        assert message["ok"], message
-                        replies += 1
+        async with (
+            httpx.AsyncClient(base_url=served.url, timeout=30) as http,
+            Live(http, served.live_port).connect(room["id"], talker["access_token"]) as sock,
+        ):
+            start = trio.current_time()
+            for n in range(BURST):
+                await trio.sleep_until(start + n / RATE)  # the offered rate, not a wait for a result
+                await sock.send("chat.send", {"text": f"burst {n}"})
+            replies = 0
+            while replies < BURST:
+                message = await sock.recv()
+                if message["type"] == "reply":
+                    assert message["ok"], message
+                    replies += 1
 
     off_loop(burst)
     last = page.locator("#messages li.msg .text").last
@@ -305,7 +315,9 @@ def test_a_dj_track_plays_and_ends_while_a_listener_votes(served: Served, new_pa
 
     # my queue: a long track plays, two more wait; the second is moved above the first
     for title in ("Long Play", "Second", "Third"):
-        add.get_by_label("Track link").fill(f"https://soundcloud.com/testers/{title.lower().replace(' ', '-')}")
+        add.get_by_label("Track link").fill(
+            f"https://soundcloud.com/testers/{title.lower().replace(' ', '-')}"
+        )
         add.get_by_label("Title").fill(title)
         add.get_by_label("Artist").fill("The Testers")
         add.get_by_label("Length (seconds)").fill("600")
@@ -326,9 +338,11 @@ def test_a_dj_track_plays_and_ends_while_a_listener_votes(served: Served, new_pa
 def test_reconnects_after_a_restart_with_no_gap_and_no_duplicate(
     cluster: PgCluster, tmp_path: Path, new_page: NewPage
 ) -> None:
-    for server in _served(cluster, tmp_path / "restart"):
+    with serving(cluster, tmp_path / "restart") as server:
         reader_login, writer_login = server.user("reader"), server.user("writer")
-        room = server.call("POST", "/api/v1/rooms", writer_login["access_token"], json={"name": "Steady"}).json()
+        room = server.call(
+            "POST", "/api/v1/rooms", writer_login["access_token"], json={"name": "Steady"}
+        ).json()
         page = new_page("reader", server, reader_login)
         page.goto(f"{server.url}/r/{room['slug']}")
         expect(page.locator("#conn")).to_have_text("live")
@@ -359,7 +373,10 @@ def test_reconnects_after_a_restart_with_no_gap_and_no_duplicate(
         sent += after
         # every message once, in the order sent (the DOM in seq order)
         expect(messages(page)).to_have_text(sent)
-        seqs = [int(s) for s in page.locator("#messages li.msg").evaluate_all("els => els.map(e => e.dataset.seq)")]
+        seqs = [
+            int(s)
+            for s in page.locator("#messages li.msg").evaluate_all("els => els.map(e => e.dataset.seq)")
+        ]
         assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
 
 
@@ -374,10 +391,16 @@ def test_admin_console_sees_nodes_live_rooms_and_resolves_a_report(
     token = owner["access_token"]
     session = served.call("POST", f"/api/v1/rooms/{room['id']}/dj/start", token, json={"mode": "fan"}).json()
     served.call("POST", f"/api/v1/dj/sessions/{session['session_id']}/rotation/join", token)
-    for title, artist in (("So What", "Miles Davis"), ("Blue in Green", "Miles Davis"), ("Naima", "John Coltrane")):
+    for title, artist in (
+        ("So What", "Miles Davis"),
+        ("Blue in Green", "Miles Davis"),
+        ("Naima", "John Coltrane"),
+    ):
         track = {"url": f"https://www.deezer.com/en/track/{abs(hash(title)) % 10**8}", "title": title,
                  "artist": artist, "duration_ms": 540_000}  # fmt: skip
-        r = served.call("POST", f"/api/v1/dj/sessions/{session['session_id']}/queue", token, json={"track": track})
+        r = served.call(
+            "POST", f"/api/v1/dj/sessions/{session['session_id']}/queue", token, json={"track": track}
+        )
         assert r.status_code == 201, r.text
     room_page = new_page("room", served, owner)
     room_page.goto(f"{served.url}/r/{room['slug']}")
@@ -446,4 +469,3 @@ def test_docs_render_the_openapi_locally(served: Served, new_page: NewPage) -> N
     op.first.locator("summary").click()
     expect(op.first).to_contain_text("token_subprotocol_prefix")
     assert outside == []
-

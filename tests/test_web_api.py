@@ -50,7 +50,9 @@ async def test_the_live_url_and_a_token_offered_as_subprotocol(
             pass
 
 
-async def test_the_journal_figures_are_for_admins(http: httpx.AsyncClient, live: Live, ctx: AppContext) -> None:
+async def test_the_journal_figures_are_for_admins(
+    http: httpx.AsyncClient, live: Live, ctx: AppContext
+) -> None:
     token, _ = await live.user("ana")
     room = await live.room(token)
     async with live.connect(room["id"], token) as sock:
@@ -177,5 +179,7 @@ async def test_the_pages_are_served_with_a_strict_policy(http: httpx.AsyncClient
     for path in ("/ui/../pages.py", "/ui/%2e%2e/pages.py", "/ui/js/nope.js", "/ui/js"):
         assert (await http.get(path)).status_code == 404, path
     paths = (await http.get("/openapi.json")).json()["paths"]
-    assert "/api/v1/live" in paths and "/api/v1/admin/journal" in paths and "/api/v1/dj/queue/{item_id}" in paths
+    assert (
+        "/api/v1/live" in paths and "/api/v1/admin/journal" in paths and "/api/v1/dj/queue/{item_id}" in paths
+    )
     assert not {"/", "/admin", "/docs", "/r/{room}"} & set(paths)
