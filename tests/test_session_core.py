@@ -10,7 +10,7 @@ import pytest
 from actors.commands import Join, Leave, Op, Tick
 from actors.room_rules import decide
 from actors.room_state import RoomInfo, RoomState
-from actors.session import AWAY_GRACE_MS, skip_threshold
+from actors.session import AWAY_GRACE_MS, SKIP_ELIGIBLE_MS, skip_threshold
 from protocol.errors import Forbidden, NoSession, NotDJ, NotFound, QueueFull, SessionActive
 from protocol.events import Event
 from protocol.ops import parse_op_data
@@ -236,12 +236,14 @@ def test_skip_threshold_follows_listeners() -> None:
     r = fan_room(ANA)
     for u in (BEN, CAL, DEE):
         r.join(u)
+    r.advance(SKIP_ELIGIBLE_MS)  # only listeners present this long count
     item = r.add(ANA, 1)
     # listeners: owner, ben, cal, dee (ana plays) -> ceil(0.5*4)=2
     r.op(BEN, "vote.skip", {"item_id": item})
     assert r.playing() is not None
     r.join("eve")
-    r.join("fay")  # 6 listeners -> 3 needed
+    r.join("fay")
+    r.advance(SKIP_ELIGIBLE_MS)  # 6 listeners -> 3 needed
     r.op(CAL, "vote.skip", {"item_id": item})
     assert r.playing() is not None
     r.leave("fay")
