@@ -43,10 +43,12 @@ def off_loop(fn: Callable[..., Awaitable[T]], *args: Any) -> T:
         return result
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
     # Playwright's sync API runs a plain asyncio loop of its own; trio_asyncio's policy (set when
-    # it is imported) would hand it a trio one instead.
+    # it is imported) would hand it a trio one instead. Between its calls that loop counts as
+    # running on this thread, which the other modules' trio_asyncio loops cannot share: so it
+    # lives only while this module's tests run (pytest ends it before another module's test).
     policy = asyncio.get_event_loop_policy()
     asyncio.set_event_loop_policy(asyncio.DefaultEventLoopPolicy())
     try:
@@ -58,7 +60,7 @@ def playwright() -> Iterator[Playwright]:
     p.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
     yield browser
