@@ -13,7 +13,7 @@ from actors.commands import Command, Join, Leave, Op, Tick
 from actors.decision import Decision, EventBuilder
 from actors.moderation_rules import MODERATION_OPS
 from actors.room_state import MAX_PINNED, Connection, Message, RoomState
-from actors.session_rules import SESSION_OPS, end_session, is_mod, settle_step
+from actors.session_rules import SESSION_OPS, end_session, is_mod, queue_move, settle_step
 from protocol.errors import BadRequest, Conflict, Forbidden, Muted, NotFound, Unauthorized
 from protocol.ops import ChatSendData, MessageRefData, PinTrackData, ReactData
 from protocol.rooms import OwnerChange, RoleChange, UpdateRoomBody
@@ -282,6 +282,7 @@ REST_OPS = {
     "room.delete": _room_delete,
     "room.transfer": _room_transfer,
     "member.role": _member_role,
+    "queue.move": queue_move,
 }
 
 

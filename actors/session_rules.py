@@ -20,6 +20,7 @@ from actors.session import (
     next_turn,
     skip_threshold,
 )
+from protocol.dj import QueueMoveData
 from protocol.errors import (
     BadRequest,
     Conflict,
@@ -271,6 +272,30 @@ def queue_remove(b: EventBuilder, conn: Connection, command: Op) -> None:
         raise Forbidden("only who added it, the host or a moderator may remove it")
     queues = {k: [i for i in v if i.item_id != item.item_id] for k, v in session.queues.items()}
     _queue_event(b, session, queues)
+
+
+def queue_move(b: EventBuilder, conn: Connection, command: Op) -> None:
+    """Move an upcoming item within its queue (REST-only): by the DJ whose queue it is, the host
+    or a mod. A public session's order is the votes', so nothing there is moved by hand."""
+    data = command.data
+    assert isinstance(data, QueueMoveData)
+    session = _session(b.state)
+    if session.mode == "public":
+        raise Conflict("in a public session the votes decide the order", field="position")
+    owner = next(
+        (k for k, items in session.queues.items() if any(i.item_id == data.item_id for i in items)), None
+    )
+    if owner is None:
+        raise NotFound("no such item in the queue", field="item_id")
+    if conn.user_id not in (owner, session.host_id) and not is_mod(conn):
+        raise Forbidden("only the DJ whose queue it is, the host or a moderator may reorder it")
+    items = list(session.queues[owner])
+    index = next(n for n, i in enumerate(items) if i.item_id == data.item_id)
+    item = items.pop(index)
+    items.insert(min(data.position, len(items) + 1) - 1, item)
+    if items == session.queues[owner]:
+        return
+    _queue_event(b, session, {**session.queues, owner: items})
 
 
 def mod_clear_queue(b: EventBuilder, conn: Connection, command: Op) -> None:

@@ -18,6 +18,10 @@ import msgpack
 
 JSON_SUBPROTOCOL = "seda.v1.json"
 MSGPACK_SUBPROTOCOL = "seda.v1.msgpack"
+# A browser cannot set headers on a WebSocket upgrade: it may offer its bearer token as the
+# subprotocol ``seda.token.<JWT>`` beside an encoding (never chosen by the server), which keeps the
+# token out of URLs and so out of logs.
+TOKEN_SUBPROTOCOL_PREFIX = "seda.token."
 
 _OP_TEXT = 0x1
 _OP_BINARY = 0x2

@@ -21,6 +21,21 @@ class QueueAddBody(BaseModel):
     track: TrackInput
 
 
+class QueueMoveBody(BaseModel):
+    """Move a queued item within its DJ's queue (1 = plays first of that queue)."""
+
+    model_config = ConfigDict(extra="forbid")
+    position: int = Field(ge=1, le=1000, strict=True)
+
+
+class QueueMoveData(BaseModel):
+    """The live side of a queue reorder (REST-only op ``queue.move``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    item_id: str
+    position: int = Field(ge=1, le=1000)
+
+
 class VoteBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     value: Literal["up", "down", "none", "skip"]

@@ -58,3 +58,23 @@ class RoomOwnerOut(BaseModel):
     node_id: str
     epoch: int
     expires_at: str = Field(description="When the lease runs out unless its owner renews it")
+
+
+class LatencySummary(BaseModel):
+    mean: float
+    p50: float
+    p90: float
+    p99: float
+    max: float
+
+
+class JournalStatsOut(BaseModel):
+    """The journal writer of the node that answered: totals since it started, and a summary of
+    its most recent batches (ARCHITECTURE.md "Durability: group commit")."""
+
+    node_id: str | None = Field(description="The node that answered (each node has its own journal)")
+    batches: int = Field(description="Batches committed since the node started")
+    events: int = Field(description="Durable events committed since the node started")
+    recent_batches: int = Field(description="How many recent batches the summaries cover")
+    commit_ms: LatencySummary | None = Field(description="Commit latency of the recent batches, in ms")
+    batch_events: LatencySummary | None = Field(description="Durable events per recent batch")

@@ -72,6 +72,7 @@ class AppContext:
     user_sockets: UserSockets | None = None  # set while the live side runs
     cluster: Cluster | None = None  # set while the live side runs
     leases: Leases | None = None  # set while the live side runs
+    live_port: int | None = None  # the live gateway's bound port, once it listens
 
     @classmethod
     def build(cls, settings: Settings, db: Database, jwt_secret: str) -> AppContext:

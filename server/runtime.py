@@ -189,7 +189,7 @@ async def run_services(
     )
     journal = JournalWriter(
         ctx.db.dsn,
-        on_commit=_count_commit(ctx),
+        on_commit=ctx.metrics.journal_committed,
         node_id=node_id,
         lock_timeout_ms=int(settings.lease_ttl_s * 400),
     )
@@ -256,6 +256,7 @@ async def run_services(
                         )
                     )
                     log.info("live gateway listening on ws://%s:%d", settings.host, live_port)
+                    ctx.live_port = live_port
                     await servers.start(_season_closer, ctx, user_sockets)
                     ADMISSION.enabled = settings.overload_behind_ms > 0
                     ADMISSION.behind_limit_s = settings.overload_behind_ms / 1000
@@ -308,11 +309,3 @@ def _hypercorn_config(settings: Settings) -> tuple[HypercornConfig, socket.socke
     config.accesslog = None
     config.graceful_timeout = 5.0
     return config, shared
-
-
-def _count_commit(ctx: AppContext) -> Callable[[int, int], None]:
-    def counted(batches: int, events: int) -> None:
-        ctx.metrics.journal_batches.inc(batches)
-        ctx.metrics.journal_events.inc(events)
-
-    return counted

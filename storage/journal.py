@@ -610,7 +610,7 @@ class JournalWriter:
         self,
         dsn: str,
         *,
-        on_commit: Callable[[int, int], None] | None = None,
+        on_commit: Callable[[int, float], None] | None = None,
         node_id: str | None = None,
         lock_timeout_ms: int = 2000,
     ) -> None:
@@ -701,6 +701,7 @@ class JournalWriter:
                 batch, self._batch = self._batch, _Batch()
                 try:
                     rows = _rows(batch)
+                    started = trio.current_time()
                     with trio.CancelScope(shield=True):
                         committed = await aio(_write, conn, rows, self._fence(batch))
                 except _Fenced as fenced:
@@ -730,7 +731,7 @@ class JournalWriter:
                     backoff = min(backoff * 2, 2.0)
                     continue
                 backoff = 0.05
-                self._committed(batch, committed)
+                self._committed(batch, committed, trio.current_time() - started)
         finally:
             for ticket in self._batch.tickets:
                 ticket._settle(JournalClosed("journal stopped before this was written"))
@@ -751,6 +752,7 @@ class JournalWriter:
                 failed[room_id] = JournalFailed("the journal's connection was lost")
                 continue
             try:
+                started = trio.current_time()
                 with trio.CancelScope(shield=True):
                     committed = await aio(_write, conn, _rows(part), self._fence(part))
             except _Fenced:
@@ -759,15 +761,16 @@ class JournalWriter:
             except _WRITE_ERRORS as exc:
                 failed[room_id] = exc
                 continue
-            self._committed(part, committed)
+            self._committed(part, committed, trio.current_time() - started)
         return failed
 
-    def _committed(self, batch: _Batch, committed: _Committed) -> None:
+    def _committed(self, batch: _Batch, committed: _Committed, seconds: float) -> None:
+        """Settle the batch's tickets, and report its size and how long its commit took."""
         for ticket in batch.tickets:
             ticket.results, ticket.notes = committed.progress, committed.notes
             ticket._settle(None)
         if self._on_commit is not None and batch.tickets:  # a batch of presence alone is no commit
-            self._on_commit(1, len(batch.events))
+            self._on_commit(len(batch.events), seconds)
 
     def _fail(self, batch: _Batch, failed: dict[str, BaseException]) -> None:
         """The failed rooms' tickets fail, and what their actors pipelined behind is dropped."""

@@ -120,3 +120,11 @@ async def http(server: Bound) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 async def live(http: httpx.AsyncClient, server: Bound) -> Live:
     return Live(http, server.live_port)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Each phase's report on the item, for fixtures that act on a failure (browser screenshots)."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    setattr(item, f"rep_{report.when}", report)

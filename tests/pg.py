@@ -47,9 +47,8 @@ class PgCluster:
         async with open_database(database_dsn_for(self.dsn, TEMPLATE), max_size=1) as db:
             await migrate(db)
 
-    @asynccontextmanager
-    async def fresh_database(self, *, template: str | None = TEMPLATE) -> AsyncIterator[str]:
-        """A new database (a copy of the migrated template by default), dropped afterwards."""
+    async def create_database(self, template: str | None = TEMPLATE) -> str:
+        """A new database (a copy of the migrated template by default); its name."""
         name = "t_" + uuid.uuid4().hex[:16]
         conn = await self._admin()
         try:
@@ -57,11 +56,23 @@ class PgCluster:
             await aio(conn.execute, f"CREATE DATABASE {name}{template_sql}")
         finally:
             await aio(conn.close)
+        return name
+
+    async def drop_database(self, name: str) -> None:
+        conn = await self._admin()
+        try:
+            await aio(conn.execute, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        finally:
+            await aio(conn.close)
+
+    def dsn_of(self, name: str) -> str:
+        return database_dsn_for(self.dsn, name)
+
+    @asynccontextmanager
+    async def fresh_database(self, *, template: str | None = TEMPLATE) -> AsyncIterator[str]:
+        """A new database (a copy of the migrated template by default), dropped afterwards."""
+        name = await self.create_database(template)
         try:
             yield database_dsn_for(self.dsn, name)
         finally:
-            conn = await self._admin()
-            try:
-                await aio(conn.execute, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-            finally:
-                await aio(conn.close)
+            await self.drop_database(name)

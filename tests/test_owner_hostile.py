@@ -21,7 +21,7 @@ from server.cluster.bus import LocalBus, LocalHub
 from server.cluster.owner import OwnerSide
 from server.cluster.wire import ops_subject, pack, unpack
 from storage.sanctions import Sanctions
-from tests.test_room_actor_clock import MemoryJournal
+from tests.actor_ports import MemoryJournal
 
 ROOM = "11111111-2222-3333-4444-555555555555"
 

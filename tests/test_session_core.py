@@ -11,7 +11,7 @@ from actors.commands import Join, Leave, Op, Tick
 from actors.room_rules import decide
 from actors.room_state import RoomInfo, RoomState
 from actors.session import AWAY_GRACE_MS, SKIP_ELIGIBLE_MS, skip_threshold
-from protocol.errors import Forbidden, NoSession, NotDJ, QueueFull, SessionActive
+from protocol.errors import Forbidden, NoSession, NotDJ, NotFound, QueueFull, SessionActive
 from protocol.events import Event
 from protocol.ops import parse_op_data
 
@@ -307,3 +307,42 @@ def test_points_come_from_final_votes_and_completion() -> None:
     r.op(OWNER, "mod.skip")
     skipped = r.named("track.ended")[-1]
     assert skipped.data["item_id"] == skipped_item and skipped.meta["awards"] == []  # no completion points
+
+
+def test_queue_move_reorders_one_queue_and_replays() -> None:
+    """The REST-only ``queue.move``: the DJ whose queue it is, or a mod; a durable queue.updated."""
+    from protocol.dj import QueueMoveData
+
+    r = fan_room(ANA, BEN)
+    r.join(CAL)
+    first, a, b, c = (r.add(ANA, n) for n in range(4))  # the first plays at once
+    other = r.add(BEN, 9)
+
+    def move(user: str, item: str, position: int) -> None:
+        r._run(Op(r.conns[user], "queue.move", QueueMoveData(item_id=item, position=position)))
+
+    def mine(user: str) -> list[str]:
+        assert r.state.session is not None
+        return [i.item_id for i in r.state.session.queues[user]]
+
+    move(ANA, c, 1)
+    assert mine(ANA) == [c, a, b] and r.named("queue.updated")[-1].seq is not None
+    assert [i["item_id"] for i in r.named("queue.updated")[-1].data["queue"]][:2] == [other, c]
+    updates = len(r.named("queue.updated"))
+    move(ANA, c, 1)  # where it is: nothing happens
+    assert len(r.named("queue.updated")) == updates
+    move(ANA, c, 50)
+    assert mine(ANA) == [a, b, c]
+    with pytest.raises(Forbidden):
+        move(CAL, a, 2)
+    with pytest.raises(Forbidden):
+        move(BEN, a, 2)  # another DJ's queue
+    move(OWNER, a, 2)
+    assert mine(ANA) == [b, a, c] and mine(BEN) == [other]
+    with pytest.raises(NotFound):
+        move(ANA, first, 1)  # playing, not queued
+    replayed = RoomState(RoomInfo("room", "room", "Room", "public", "public", OWNER))
+    for e in r.events:
+        if e.seq is not None:
+            replayed.apply(e)
+    assert replayed.snapshot() == r.state.snapshot()

@@ -21,6 +21,7 @@ from actors.commands import Join, Leave, Op, Tick
 from actors.registry import RoomRegistry
 from actors.room_actor import RemoteJoin, Reply, Request, RoomActor
 from actors.room_state import Connection
+from protocol.dj import QueueMoveData
 from protocol.errors import BadRequest, Internal, ProtocolError
 from protocol.ops import NoData, parse_op_data
 from protocol.rooms import OwnerChange, RoleChange, UpdateRoomBody
@@ -40,6 +41,7 @@ REST_ONLY_OPS: dict[str, type[BaseModel]] = {
     "room.update": UpdateRoomBody,
     "room.transfer": OwnerChange,
     "room.delete": NoData,
+    "queue.move": QueueMoveData,
 }
 
 MISSED_BEATS = 3

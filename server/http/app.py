@@ -21,6 +21,7 @@ from server.http import (
     health,
     leaderboards,
     linked_accounts,
+    live_info,
     marketplace,
     moderation,
     notifications,
@@ -39,6 +40,7 @@ from server.http import (
     verification,
 )
 from server.http.errors import install_error_handlers
+from server.web import pages
 
 MAX_BODY_BYTES = 1 << 20
 
@@ -111,6 +113,8 @@ def create_app(ctx: AppContext) -> QuartTrio:
         operations.blueprint,
         blocks.blueprint,
         room_history.blueprint,
+        live_info.blueprint,
+        pages.blueprint,
     ):
         app.register_blueprint(blueprint)
 

@@ -17,6 +17,8 @@ from quart_schema import security_scheme_blueprint, validate_request, validate_r
 from protocol.dj import (
     QueueAddBody,
     QueueAddedOut,
+    QueueMoveBody,
+    QueueMoveData,
     QueueOut,
     RotationOut,
     SessionDetailsOut,
@@ -232,6 +234,28 @@ async def queue_remove(session_id: str, item_id: str) -> Response:
     data = ItemRefData(item_id=_uuid(item_id, "item_id"))
     await run_op(await _live_session_room(session_id), "queue.remove", data)
     return no_content()
+
+
+@blueprint.patch("/dj/queue/<item_id>")
+@validate_request(QueueMoveBody)
+@validate_response(QueueOut, 200)
+async def queue_move(item_id: str, data: QueueMoveBody) -> dict[str, Any]:
+    """Move an upcoming item within its DJ's queue (1 = first): the DJ whose queue it is, the
+    session's host or a moderator. Everyone in the room sees it as ``queue.updated``. A public
+    session's order is the votes' (409)."""
+    item = _uuid(item_id, "item_id")
+    room_id = await _room_with_item(str(item))
+    if room_id is None:
+        raise NotFound("no such queue item", field="item_id")
+    _, session = await run_op_showing(
+        uuid.UUID(room_id),
+        "queue.move",
+        QueueMoveData(item_id=str(item), position=data.position),
+        _session_of,
+    )
+    if session is None:
+        raise NotFound("that session has ended", field="item_id")
+    return {"session_id": session["session_id"], "queue": session["queue"]}
 
 
 @blueprint.post("/dj/queue/<item_id>/vote")

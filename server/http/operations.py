@@ -9,7 +9,7 @@ from quart import Blueprint
 from quart_schema import security_scheme_blueprint, validate_querystring, validate_response
 
 from protocol.errors import NotFound, ServiceUnavailable
-from protocol.operations import LiveRoomPage, NodeList, RoomOwnerOut
+from protocol.operations import JournalStatsOut, LiveRoomPage, NodeList, RoomOwnerOut
 from server.http.pagination import PageQuery, page
 from server.http.params import as_uuid, cursor_key, path_uuid
 from server.http.principal import app_context, require_admin
@@ -75,3 +75,15 @@ async def room_owner(room_id: str) -> dict[str, Any]:
     if owner is None:
         raise NotFound("no node owns this room now", field="room_id")
     return owner.to_dict()
+
+
+@blueprint.get("/journal")
+@validate_response(JournalStatsOut, 200)
+async def journal() -> dict[str, Any]:
+    """Admins: the answering node's journal writer, its commit latency and batch sizes."""
+    require_admin()
+    ctx = app_context()
+    return {
+        "node_id": ctx.leases.node_id if ctx.leases is not None else None,
+        **ctx.metrics.journal.summary(),
+    }

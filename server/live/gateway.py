@@ -23,7 +23,7 @@ from actors.room_actor import (
     Request,
     RoomActor,
 )
-from protocol.codec import Encoding
+from protocol.codec import TOKEN_SUBPROTOCOL_PREFIX, Encoding
 from protocol.errors import BadRequest, Forbidden, NotFound, OwnedElsewhere, ProtocolError, Unauthorized
 from server.auth import Principal, TokenIssuer
 from server.cluster.bus import BusError, BusTimeout
@@ -116,6 +116,9 @@ def _token_of(request: WebSocketRequest, query: dict[str, list[str]]) -> str | N
             if scheme.lower() != "bearer" or not token.strip():
                 raise Unauthorized("Authorization header must be 'Bearer <token>'", field="Authorization")
             return token.strip()
+    for offered in request.proposed_subprotocols:
+        if offered.startswith(TOKEN_SUBPROTOCOL_PREFIX):
+            return offered.removeprefix(TOKEN_SUBPROTOCOL_PREFIX)
     tokens = query.get("token")
     return tokens[-1] if tokens else None
 
