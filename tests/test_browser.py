@@ -471,3 +471,47 @@ def test_docs_render_the_openapi_locally(served: Served, new_page: NewPage) -> N
     op.first.locator("summary").click()
     expect(op.first).to_contain_text("token_subprotocol_prefix")
     assert outside == []
+
+
+UNLABELLED = """() => [...document.querySelectorAll('input, select, textarea, button')]
+    .filter(el => el.type !== 'hidden')
+    .filter(el => !((el.getAttribute('aria-label') || '').trim()
+        || el.getAttribute('aria-labelledby')
+        || (el.labels && el.labels.length)
+        || (el.tagName === 'BUTTON' && el.textContent.trim())
+        || (el.getAttribute('title') || '').trim()))
+    .map(el => el.outerHTML.slice(0, 120))"""
+CONTROLS = "() => document.querySelectorAll('input, select, textarea, button').length"
+
+
+def test_signing_in_by_keyboard_and_every_control_has_a_label(served: Served, new_page: NewPage) -> None:
+    """The pages are usable by keyboard: from the top of the page, Tab reaches the sign-in form,
+    which is filled and sent with keys alone; and every control on the home page, a room and the
+    admin console has an accessible name (a label, aria-label or its text)."""
+    login = served.user("kim")
+    page = new_page("kim")
+    page.goto(served.url + "/")
+    expect(page.locator("#signin")).to_be_visible()
+    for _ in range(30):  # Tab until the sign-in form's first field has the focus
+        page.keyboard.press("Tab")
+        if page.evaluate("() => document.activeElement && document.activeElement.name") == "login":
+            break
+    else:
+        raise AssertionError("Tab never reached the sign-in form")
+    page.keyboard.type("kim")
+    page.keyboard.press("Tab")
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Enter")
+    expect(page.locator("#account")).to_contain_text("@kim")
+    assert page.evaluate(CONTROLS) > 3 and page.evaluate(UNLABELLED) == []
+
+    room = served.call("POST", "/api/v1/rooms", login["access_token"], json={"name": "Keys Room"})
+    assert room.status_code == 201, room.text
+    page.goto(served.url + "/r/" + room.json()["slug"])
+    expect(page.locator("#conn")).to_have_text("live")
+    assert page.evaluate(CONTROLS) > 3 and page.evaluate(UNLABELLED) == []
+
+    admin = new_page("admin", served, served.user("kimadmin", role="admin"))
+    admin.goto(served.url + "/admin")
+    expect(admin.locator("#nodes tbody tr")).to_have_count(1)
+    assert admin.evaluate(CONTROLS) > 3 and admin.evaluate(UNLABELLED) == []
