@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bench.affinity import pin
+from bench.fanout_peer import round_ratios
 from bench.progress import ProgressBar
 from bench.report import format_table
 from bench.scenarios.chat import FanoutScenario
@@ -107,9 +107,6 @@ def summarise(name: str, report: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-RATIO_KEYS = ("us_per_delivery", "deliveries_per_s", "server_cpu_of_one_core", "delivery_p99_ms")
-
-
 def failures(rows: list[dict[str, Any]]) -> list[str]:
     """What broke a rule, run by run (empty: nothing)."""
     found = []
@@ -135,29 +132,7 @@ def failures(rows: list[dict[str, Any]]) -> list[str]:
 def compare(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """One row per run; per round the ratios blockers/none, and the median of each over rounds."""
     rows = [summarise(name, report) for name, report in runs.items()]
-    by_name = {row["run"]: row for row in rows}
-    rounds: list[dict[str, Any]] = []
-    for name, none in by_name.items():
-        if not name.startswith("none"):
-            continue
-        blocked = by_name.get(name.replace("none", "blockers", 1))
-        if blocked is None:
-            continue
-        rounds.append(
-            {
-                "round": name.replace("none", "", 1).strip() or "1",
-                **{
-                    key: round(blocked[key] / none[key], 3) if blocked.get(key) and none.get(key) else None
-                    for key in RATIO_KEYS
-                },
-            }
-        )
-    median: dict[str, float | None] | None = None
-    if rounds:
-        median = {}
-        for key in RATIO_KEYS:
-            values = [r[key] for r in rounds if r[key] is not None]
-            median[key] = round(statistics.median(values), 3) if values else None
+    rounds, median = round_ratios(rows, "blockers", "none")
     cpu = median.get("us_per_delivery") if median else None
     return {
         "rows": rows,

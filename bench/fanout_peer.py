@@ -251,19 +251,28 @@ def compare(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """One row per run; per round (a seda run and the node run after it) the ratios seda/node,
     and the median of each ratio over the rounds."""
     rows = [summarise(name.split()[0], report) | {"run": name} for name, report in runs.items()]
+    rounds, median = round_ratios(rows, "seda", "node")
+    return {"rows": rows, "rounds": rounds, "seda_over_node": median}
+
+
+def round_ratios(
+    rows: list[dict[str, Any]], top: str, bottom: str
+) -> tuple[list[dict[str, Any]], dict[str, float | None] | None]:
+    """Per round (a ``top`` run and the ``bottom`` run of the same round, named ``"<top> N"`` and
+    ``"<bottom> N"``) the ratios top/bottom of :data:`RATIO_KEYS`, and the median of each ratio."""
     by_name = {row["run"]: row for row in rows}
     rounds: list[dict[str, Any]] = []
-    for name, seda in by_name.items():
-        if not name.startswith("seda"):
+    for name, upper in by_name.items():
+        if not name.startswith(top):
             continue
-        node = by_name.get(name.replace("seda", "node", 1))
-        if node is None:
+        lower = by_name.get(name.replace(top, bottom, 1))
+        if lower is None:
             continue
         rounds.append(
             {
-                "round": name.replace("seda", "", 1).strip() or "1",
+                "round": name.replace(top, "", 1).strip() or "1",
                 **{
-                    key: round(seda[key] / node[key], 3) if seda.get(key) and node.get(key) else None
+                    key: round(upper[key] / lower[key], 3) if upper.get(key) and lower.get(key) else None
                     for key in RATIO_KEYS
                 },
             }
@@ -274,7 +283,7 @@ def compare(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
         for key in RATIO_KEYS:
             values = [r[key] for r in rounds if r[key] is not None]
             median[key] = round(statistics.median(values), 3) if values else None
-    return {"rows": rows, "rounds": rounds, "seda_over_node": median}
+    return rounds, median
 
 
 def _cell(value: Any, spec: str = ",.1f") -> str:
