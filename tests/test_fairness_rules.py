@@ -28,22 +28,11 @@ from protocol.errors import (
 )
 from protocol.events import EVENTS, Event
 from protocol.ops import parse_op_data
+from tests.test_session_core import track
 
 OWNER, MOD, ANA, BEN, CAT, DAN = (str(uuid.UUID(int=0xACE0000 + n)) for n in range(1, 7))
 ROLES = {OWNER: "owner", MOD: "moderator", ANA: "member", BEN: "member", CAT: "member", DAN: "member"}
 T0 = 1_000_000_000
-
-
-def track(n: int, duration_ms: int = 60_000) -> dict[str, Any]:
-    return {
-        "id": f"t{n}",
-        "provider": "youtube",
-        "provider_id": f"p{n}",
-        "title": f"T{n}",
-        "artist": "A",
-        "duration_ms": duration_ms,
-        "artwork_url": None,
-    }
 
 
 class Room:
