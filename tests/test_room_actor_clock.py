@@ -23,33 +23,43 @@ def op(conn: int, name: str, data: dict[str, Any], n: int, **context: Any) -> Re
     return Request(Op(conn, name, parse_op_data(name, data), str(uuid.UUID(int=n)), context), ref=n)
 
 
-async def test_an_evening_of_tracks_plays_by_the_clock(autojump_clock: trio.testing.MockClock) -> None:
-    journal = MemoryJournal(until_ended=40)
+async def fan_room(
+    nursery: trio.Nursery, journal: MemoryJournal, settings: dict[str, Any], tracks_each: int
+) -> tuple[RoomActor, RoomState, list[Inbox]]:
+    """A running room with the owner, Ana and Ben in it; a fan session with ``settings``, where Ana
+    and then Ben join the rotation and each queues ``tracks_each`` four-minute tracks."""
     state = RoomState(RoomInfo("r", "r", "Room", "public", "public", "owner"))
     actor = RoomActor("r", state, journal, ActorConfig(idle_s=60))
-    owner, ana, ben = Inbox(1), Inbox(2), Inbox(3)
+    inboxes = [Inbox(1), Inbox(2), Inbox(3)]
+    await nursery.start(actor.run)
+    for conn, user, role in zip(inboxes, ("owner", "ana", "ben"), ("owner", "member", "member"), strict=True):
+        await actor.send(Request(Join(conn.conn_id, user, user, role), conn=conn))
+    await actor.send(op(1, "session.start", {"mode": "fan", **settings}, 1))
+    await actor.send(op(2, "dj.join", {}, 2))
+    await actor.send(op(3, "dj.join", {}, 3))
+    n = 10
+    for dj in (2, 3):
+        for _ in range(tracks_each):
+            n += 1
+            t: dict[str, Any] = {
+                "provider": "spotify",
+                "provider_id": f"{n:022d}",
+                "title": f"T{n}",
+                "artist": "A",
+                "duration_ms": 240_000,
+            }
+            await actor.send(
+                op(dj, "queue.add", {"track": t}, n, track={**t, "id": f"t{n}", "artwork_url": None})
+            )
+    return actor, state, inboxes
+
+
+async def test_an_evening_of_tracks_plays_by_the_clock(autojump_clock: trio.testing.MockClock) -> None:
+    journal = MemoryJournal(until_ended=40)
     async with trio.open_nursery() as nursery:
-        await nursery.start(actor.run)
-        for conn, user, role in ((owner, "owner", "owner"), (ana, "ana", "member"), (ben, "ben", "member")):
-            await actor.send(Request(Join(conn.conn_id, user, user, role), conn=conn))
-        # DJs who queue once and then sit still for 160 minutes: no away-from-ops limit here
-        await actor.send(op(1, "session.start", {"mode": "fan", "afk_limit_s": 0}, 1))
-        await actor.send(op(2, "dj.join", {}, 2))
-        await actor.send(op(3, "dj.join", {}, 3))
-        n = 10
-        for dj in (2, 3):
-            for _ in range(20):  # 20 four-minute tracks each: 40 tracks, 160 minutes
-                n += 1
-                t = {
-                    "provider": "spotify",
-                    "provider_id": f"{n:022d}",
-                    "title": f"T{n}",
-                    "artist": "A",
-                    "duration_ms": 240_000,
-                }
-                await actor.send(
-                    op(dj, "queue.add", {"track": t}, n, track={**t, "id": f"t{n}", "artwork_url": None})
-                )
+        # 20 four-minute tracks each (40 tracks, 160 minutes) from DJs who queue once and then
+        # sit still: no away-from-ops limit here
+        _, _, (owner, ana, ben) = await fan_room(nursery, journal, {"afk_limit_s": 0}, 20)
         started_at = trio.current_time()
         with trio.fail_after(4 * 3600):  # virtual time
             await journal.done.wait()
@@ -76,30 +86,8 @@ async def test_a_silent_dj_leaves_at_their_turn_by_the_clock(autojump_clock: tri
     """Away from the room's ops for ``afk_limit_s``: removed when their turn comes, by the actor's
     own clock; a DJ who keeps chatting plays on. Nothing but virtual time passes."""
     journal = MemoryJournal(until_ended=6)
-    state = RoomState(RoomInfo("r", "r", "Room", "public", "public", "owner"))
-    actor = RoomActor("r", state, journal, ActorConfig(idle_s=60))
-    owner, ana, ben = Inbox(1), Inbox(2), Inbox(3)
     async with trio.open_nursery() as nursery:
-        await nursery.start(actor.run)
-        for conn, user, role in ((owner, "owner", "owner"), (ana, "ana", "member"), (ben, "ben", "member")):
-            await actor.send(Request(Join(conn.conn_id, user, user, role), conn=conn))
-        await actor.send(op(1, "session.start", {"mode": "fan", "afk_limit_s": 600}, 1))
-        await actor.send(op(2, "dj.join", {}, 2))
-        await actor.send(op(3, "dj.join", {}, 3))
-        n = 10
-        for dj in (2, 3):
-            for _ in range(5):  # five four-minute tracks each
-                n += 1
-                t: dict[str, Any] = {
-                    "provider": "spotify",
-                    "provider_id": f"{n:022d}",
-                    "title": f"T{n}",
-                    "artist": "A",
-                    "duration_ms": 240_000,
-                }
-                await actor.send(
-                    op(dj, "queue.add", {"track": t}, n, track={**t, "id": f"t{n}", "artwork_url": None})
-                )
+        actor, state, _ = await fan_room(nursery, journal, {"afk_limit_s": 600}, 5)
 
         async def ana_chats() -> None:
             for k in range(12):  # every two minutes, for 24 minutes
