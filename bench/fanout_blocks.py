@@ -26,7 +26,7 @@ from typing import Any
 from bench.affinity import pin
 from bench.fanout_peer import round_ratios
 from bench.progress import ProgressBar
-from bench.report import format_table
+from bench.report import cell, format_table
 from bench.scenarios.chat import FanoutScenario
 
 NAME = "fanout-blocks"
@@ -144,12 +144,6 @@ def compare(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _cell(value: Any, spec: str = ",.1f") -> str:
-    if value is None:
-        return "-"
-    return format(value, spec) if isinstance(value, (int, float)) else str(value)
-
-
 def format_compare(runs: dict[str, dict[str, Any]], comparison: dict[str, Any]) -> str:
     lines = [format_table(report) + "\n" for report in runs.values()]
     params = next(iter(runs.values()))["params"]
@@ -168,31 +162,31 @@ def format_compare(runs: dict[str, dict[str, Any]], comparison: dict[str, Any]) 
         delivered = row["deliveries"] / row["expected_deliveries"] if row["expected_deliveries"] else None
         stub_ms = "-"
         if row["stub_p50_ms"] is not None:
-            stub_ms = f"{_cell(row['stub_p50_ms'])}/{_cell(row['stub_p99_ms'])}"
+            stub_ms = f"{cell(row['stub_p50_ms'])}/{cell(row['stub_p99_ms'])}"
         lines.append(
-            f"{row['run']:>10} {_cell(row['deliveries_per_s'], ',.0f'):>9} "
-            f"{_cell(row['server_cpu_of_one_core'], '.0%'):>7} {_cell(row['us_per_delivery'], '.2f'):>9} "
-            f"{_cell(row['delivery_p50_ms']):>7} {_cell(row['delivery_p99_ms']):>7} {stub_ms:>13} "
-            f"{row['stubs']:>7,}/{row['stubs_owed']:<7,} {_cell(delivered, '.2%'):>10} {row['errors']:>6} "
-            f"{_cell(row['others_cores'], '.2f'):>6}  {'CPU 0' if row['pinned'] else 'no'}"
+            f"{row['run']:>10} {cell(row['deliveries_per_s'], ',.0f'):>9} "
+            f"{cell(row['server_cpu_of_one_core'], '.0%'):>7} {cell(row['us_per_delivery'], '.2f'):>9} "
+            f"{cell(row['delivery_p50_ms']):>7} {cell(row['delivery_p99_ms']):>7} {stub_ms:>13} "
+            f"{row['stubs']:>7,}/{row['stubs_owed']:<7,} {cell(delivered, '.2%'):>10} {row['errors']:>6} "
+            f"{cell(row['others_cores'], '.2f'):>6}  {'CPU 0' if row['pinned'] else 'no'}"
             + ("  BENCH SATURATED" if row["bench_saturated"] else "")
         )
     for ratio in comparison["rounds"]:
         lines.append(
             f"round {ratio['round']}: blockers/none "
-            f"CPU per delivery x{_cell(ratio['us_per_delivery'], '.3f')}, "
-            f"delivery p99 x{_cell(ratio['delivery_p99_ms'], '.2f')}"
+            f"CPU per delivery x{cell(ratio['us_per_delivery'], '.3f')}, "
+            f"delivery p99 x{cell(ratio['delivery_p99_ms'], '.2f')}"
         )
     ratio = comparison["blockers_over_none"]
     if ratio:
         verdict = "met" if comparison["goal_met"] else "NOT met"
         lines.append(
             f"blockers/none{' (median of the rounds)' if len(comparison['rounds']) > 1 else ''}: "
-            f"CPU per delivery x{_cell(ratio['us_per_delivery'], '.3f')} "
+            f"CPU per delivery x{cell(ratio['us_per_delivery'], '.3f')} "
             f"(goal <= {GOAL_RATIO:.2f}: {verdict}), "
-            f"deliveries/s x{_cell(ratio['deliveries_per_s'], '.3f')}, "
-            f"server CPU x{_cell(ratio['server_cpu_of_one_core'], '.3f')}, "
-            f"delivery p99 x{_cell(ratio['delivery_p99_ms'], '.2f')}"
+            f"deliveries/s x{cell(ratio['deliveries_per_s'], '.3f')}, "
+            f"server CPU x{cell(ratio['server_cpu_of_one_core'], '.3f')}, "
+            f"delivery p99 x{cell(ratio['delivery_p99_ms'], '.2f')}"
         )
     lines.append("server CPU in cores; a stub is its socket's delivery; others = other processes, in cores")
     for failure in comparison["failures"]:

@@ -27,7 +27,7 @@ from typing import Any
 from bench.affinity import CpuSplit, describe, pin, split_cpus
 from bench.coordinator import Coordinator, RunPlan
 from bench.progress import ProgressBar
-from bench.report import RunInfo, build_report, format_table
+from bench.report import RunInfo, build_report, cell, format_table
 from bench.scenarios.base import deal, share
 from bench.scenarios.chat import FanoutScenario, chat_window, listeners_role, senders_role
 from bench.target import ServerFailed, ServerMonitor
@@ -286,12 +286,6 @@ def round_ratios(
     return rounds, median
 
 
-def _cell(value: Any, spec: str = ",.1f") -> str:
-    if value is None:
-        return "-"
-    return format(value, spec) if isinstance(value, (int, float)) else str(value)
-
-
 def format_compare(runs: dict[str, dict[str, Any]], comparison: dict[str, Any]) -> str:
     lines = [format_table(report) + "\n" for report in runs.values()]
     first = next(iter(runs.values()))
@@ -303,25 +297,25 @@ def format_compare(runs: dict[str, dict[str, Any]], comparison: dict[str, Any]) 
     for row in comparison["rows"]:
         delivered = row["deliveries"] / row["expected_deliveries"] if row["expected_deliveries"] else None
         lines.append(
-            f"{row['run']:>7} {_cell(row['deliveries_per_s'], ',.0f'):>9} "
-            f"{_cell(row['server_cpu_of_one_core'], '.0%'):>7} {_cell(row['us_per_delivery'], '.2f'):>9} "
-            f"{_cell(row['delivery_p50_ms']):>7} {_cell(row['delivery_p99_ms']):>7} "
-            f"{_cell(delivered, '.2%'):>10} {row['errors']:>6} {_cell(row['others_cores'], '.2f'):>6}  "
+            f"{row['run']:>7} {cell(row['deliveries_per_s'], ',.0f'):>9} "
+            f"{cell(row['server_cpu_of_one_core'], '.0%'):>7} {cell(row['us_per_delivery'], '.2f'):>9} "
+            f"{cell(row['delivery_p50_ms']):>7} {cell(row['delivery_p99_ms']):>7} "
+            f"{cell(delivered, '.2%'):>10} {row['errors']:>6} {cell(row['others_cores'], '.2f'):>6}  "
             f"{'CPU 0' if row['pinned'] else 'no'}" + ("  BENCH SATURATED" if row["bench_saturated"] else "")
         )
     for ratio in comparison["rounds"]:
         lines.append(
-            f"round {ratio['round']}: seda/node CPU per delivery x{_cell(ratio['us_per_delivery'], '.2f')}, "
-            f"delivery p99 x{_cell(ratio['delivery_p99_ms'], '.2f')}"
+            f"round {ratio['round']}: seda/node CPU per delivery x{cell(ratio['us_per_delivery'], '.2f')}, "
+            f"delivery p99 x{cell(ratio['delivery_p99_ms'], '.2f')}"
         )
     ratio = comparison["seda_over_node"]
     if ratio:
         lines.append(
             f"seda/node{' (median of the rounds)' if len(comparison['rounds']) > 1 else ''}: "
-            f"CPU per delivery x{_cell(ratio['us_per_delivery'], '.2f')} (goal <= 0.8), "
-            f"deliveries/s x{_cell(ratio['deliveries_per_s'], '.2f')}, "
-            f"server CPU x{_cell(ratio['server_cpu_of_one_core'], '.2f')}, "
-            f"delivery p99 x{_cell(ratio['delivery_p99_ms'], '.2f')}"
+            f"CPU per delivery x{cell(ratio['us_per_delivery'], '.2f')} (goal <= 0.8), "
+            f"deliveries/s x{cell(ratio['deliveries_per_s'], '.2f')}, "
+            f"server CPU x{cell(ratio['server_cpu_of_one_core'], '.2f')}, "
+            f"delivery p99 x{cell(ratio['delivery_p99_ms'], '.2f')}"
         )
     lines.append("server CPU in cores; others = other processes on the machine, in cores")
     return "\n".join(lines)

@@ -127,6 +127,13 @@ def build_report(info: RunInfo, outcome: RunOutcome, extra: ScenarioResult) -> d
     return report
 
 
+def cell(value: Any, spec: str = ",.1f") -> str:
+    """A number for a comparison table ('-' when there is none)."""
+    if value is None:
+        return "-"
+    return format(value, spec) if isinstance(value, (int, float)) else str(value)
+
+
 def _ms(value: float) -> str:
     return f"{value:.1f}" if value < 1000 else f"{value:,.0f}"
 

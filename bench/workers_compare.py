@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from bench.report import format_table
+from bench.report import cell, format_table
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -92,12 +92,6 @@ def compare(reports: list[dict[str, Any]]) -> dict[str, Any]:
     return {"rows": rows, "ratios": ratios}
 
 
-def _cell(value: Any, spec: str = ",.1f") -> str:
-    if value is None:
-        return "-"
-    return format(value, spec) if isinstance(value, (int, float)) else str(value)
-
-
 def format_compare(reports: list[dict[str, Any]], comparison: dict[str, Any]) -> str:
     lines = [format_table(r) + "\n" for r in reports]
     lines.append(f"workers-compare: {reports[0]['description']}, {reports[0]['params']['duration']:g} s each")
@@ -108,20 +102,20 @@ def format_compare(reports: list[dict[str, Any]], comparison: dict[str, Any]) ->
     lines.append(header)
     for row in comparison["rows"]:
         lines.append(
-            f"{row['workers']:>7} {_cell(row['acked_per_s']):>9} {_cell(row['deliveries_per_s'], ',.0f'):>9} "
-            f"{_cell(row['server_cpu_of_one_core'], '.0%'):>7} {_cell(row['us_per_acked_message']):>8} "
-            f"{_cell(row['us_per_delivery']):>9} {_cell(row['postgres_cpu_of_one_core'], '.0%'):>5} "
-            f"{_cell(row['nats_cpu_of_one_core'], '.0%'):>5} {_cell(row['delivery_p50_ms']):>7} "
-            f"{_cell(row['delivery_p99_ms']):>7} {row['errors']:>6} {_cell(row['others_cores'], '.2f'):>6}  "
+            f"{row['workers']:>7} {cell(row['acked_per_s']):>9} {cell(row['deliveries_per_s'], ',.0f'):>9} "
+            f"{cell(row['server_cpu_of_one_core'], '.0%'):>7} {cell(row['us_per_acked_message']):>8} "
+            f"{cell(row['us_per_delivery']):>9} {cell(row['postgres_cpu_of_one_core'], '.0%'):>5} "
+            f"{cell(row['nats_cpu_of_one_core'], '.0%'):>5} {cell(row['delivery_p50_ms']):>7} "
+            f"{cell(row['delivery_p99_ms']):>7} {row['errors']:>6} {cell(row['others_cores'], '.2f'):>6}  "
             f"{'CPU 0' if row['pinned'] else 'no'}"
         )
     for ratio in comparison["ratios"]:
         lines.append(
-            f"{'ratio ' + ratio['workers']:>7}: acked/s x{_cell(ratio['acked_per_s'], '.2f')}, "
-            f"server CPU x{_cell(ratio['server_cpu_of_one_core'], '.2f')}, "
-            f"µs/msg x{_cell(ratio['us_per_acked_message'], '.2f')}, "
-            f"µs/delivery x{_cell(ratio['us_per_delivery'], '.2f')}, "
-            f"delivery p99 x{_cell(ratio['delivery_p99_ms'], '.2f')}"
+            f"{'ratio ' + ratio['workers']:>7}: acked/s x{cell(ratio['acked_per_s'], '.2f')}, "
+            f"server CPU x{cell(ratio['server_cpu_of_one_core'], '.2f')}, "
+            f"µs/msg x{cell(ratio['us_per_acked_message'], '.2f')}, "
+            f"µs/delivery x{cell(ratio['us_per_delivery'], '.2f')}, "
+            f"delivery p99 x{cell(ratio['delivery_p99_ms'], '.2f')}"
         )
     lines.append(
         "server = the seda parent and all its workers (Postgres and nats-server apart); "
